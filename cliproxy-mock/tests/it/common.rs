@@ -1,0 +1,110 @@
+//! Helpers shared by the tests: requests in each dialect and SSE parsing.
+
+use cliproxy_mock::{MockServer, directive};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("building a client")
+}
+
+/// A user message carrying a directive.
+pub fn user(d: &Value) -> Value {
+    json!({"role": "user", "content": format!("Hi there. {}", directive(d))})
+}
+
+/// A chat completions request with `key`.
+pub fn openai(mock: &MockServer, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{}/chat/completions", mock.openai_base()))
+        .bearer_auth(key)
+        .json(body)
+}
+
+/// An OpenAI request body with a directive.
+pub fn openai_body(d: &Value, stream: bool) -> Value {
+    json!({"model": "gpt-4o", "stream": stream, "messages": [
+        {"role": "system", "content": "You are helpful."}, user(d)]})
+}
+
+/// A messages request with an API key.
+pub fn anthropic(mock: &MockServer, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{}/v1/messages", mock.anthropic_base()))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(body)
+}
+
+/// An Anthropic request body with a directive.
+pub fn anthropic_body(d: &Value, stream: bool) -> Value {
+    json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": stream,
+        "messages": [user(d)]})
+}
+
+/// The JSON payloads of `data:` frames, with `[DONE]` as the string "[DONE]". Panics on any
+/// line that is not a data line, since OpenAI streams have no `event:` lines.
+pub fn data_frames(text: &str) -> Vec<Value> {
+    assert!(text.ends_with("\n\n"), "unterminated stream: {text:?}");
+    text.split_terminator("\n\n")
+        .map(|frame| {
+            let data = frame
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
+            assert!(!data.contains('\n'), "multi-line frame {frame:?}");
+            if data == "[DONE]" {
+                json!("[DONE]")
+            } else {
+                serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"))
+            }
+        })
+        .collect()
+}
+
+/// Named SSE events as (name, data), checking that `data.type` equals the name.
+pub fn named_events(text: &str) -> Vec<(String, Value)> {
+    text.split_terminator("\n\n")
+        .map(|frame| {
+            let (event, data) = frame.split_once('\n').expect("event and data lines");
+            let name = event
+                .strip_prefix("event: ")
+                .expect("event line")
+                .to_owned();
+            let data: Value =
+                serde_json::from_str(data.strip_prefix("data: ").expect("data line")).unwrap();
+            assert_eq!(data["type"], name.as_str());
+            (name, data)
+        })
+        .collect()
+}
+
+/// The body as received, frame by frame: the concatenated bytes, the offsets where reads ended
+/// and whether the body ended with an error.
+pub async fn read_pieces(response: reqwest::Response) -> (Vec<u8>, Vec<usize>, bool) {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    let mut ends = Vec::new();
+    while let Some(piece) = stream.next().await {
+        match piece {
+            Ok(piece) => {
+                body.extend_from_slice(&piece);
+                ends.push(body.len());
+            }
+            Err(_) => return (body, ends, true),
+        }
+    }
+    (body, ends, false)
+}
+
+/// Sends a request and returns the body as text, whatever the status.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+/// Sends a request and returns the body as JSON, whatever the status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
