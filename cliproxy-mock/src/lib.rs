@@ -3,10 +3,27 @@
 //! One server speaks each provider's wire format on its usual paths: OpenAI Chat Completions
 //! (`/v1/chat/completions`, `/v1/models`), Anthropic Messages (`/v1/messages`,
 //! `/v1/messages/count_tokens`) and the Claude OAuth token endpoint. What it answers is chosen by
-//! a *directive* inside the conversation text (`mock:{json}`, see [`directive`] and
+//! a *directive* inside the conversation text (`mock:{json}`, see [`directive()`] and
 //! [`Directive`]), so the server keeps no per-test state and parallel tests can share it. It only
 //! observes: hits per key, cancelled streams and recent requests, readable through
 //! [`MockServer`] or the `/__mock/*` control endpoints.
+//!
+//! # Directive fields
+//! All optional; the last directive in the conversation wins; none gives the reply
+//! "Hello from the mock.".
+//! - `reply`, `thinking`: answer and reasoning text (Anthropic also sends a thinking block when
+//!   the request enables thinking).
+//! - `tool_calls`: `[{"name", "arguments", "id"?}]`, ids `call_<n>` / `toolu_<n>` from 0.
+//! - `finish`: finish / stop reason, in either dialect's spelling.
+//! - `usage`: `{"input","output","cached","cache_creation"}`; otherwise input = request bytes / 4
+//!   and output = characters of reply and arguments / 4 (at least 1 each).
+//! - `split` (byte offsets), `chunk` (bytes per piece), `delay_ms` (between events): pacing.
+//! - `fault`, `per_key` (`{"<key>": fault}`): see [`Fault`].
+//!
+//! # Keys
+//! A key (or bearer token) is valid when it starts with `sk-` and contains none of `bad`,
+//! `invalid`, `revoked`. Anthropic OAuth tokens (`sk-ant-oat…`, with the `oauth-2025-04-20`
+//! beta) containing `expired` get the OAuth-expired 401.
 
 pub mod answer;
 pub mod anthropic;

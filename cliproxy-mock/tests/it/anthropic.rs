@@ -3,7 +3,9 @@
 use cliproxy_mock::MockServer;
 use serde_json::{Value, json};
 
-use crate::common::{anthropic, anthropic_body, client, json_of, named_events, text_of, user};
+use crate::common::{
+    anthropic, anthropic_body, client, json_of, named_events, status_json, text_of, user,
+};
 
 fn oauth(mock: &MockServer, token: &str, body: &Value) -> reqwest::RequestBuilder {
     client()
@@ -232,12 +234,8 @@ async fn oauth_tokens_work_expire_and_get_revoked() {
     );
     assert_eq!(mock.hits("sk-ant-oat01-fresh"), 1);
 
-    let response = oauth(&mock, "sk-ant-oat01-expired-1", &body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(oauth(&mock, "sk-ant-oat01-expired-1", &body)).await;
+    assert_eq!(status, 401);
     assert_eq!(v["error"]["type"], "authentication_error");
     assert_eq!(
         v["error"]["message"],
@@ -245,12 +243,8 @@ async fn oauth_tokens_work_expire_and_get_revoked() {
     );
     assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
 
-    let response = oauth(&mock, "sk-ant-oat01-revoked-1", &body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(oauth(&mock, "sk-ant-oat01-revoked-1", &body)).await;
+    assert_eq!(status, 401);
     assert_eq!(v["error"]["message"], "Invalid authentication credentials");
 }
 
@@ -286,19 +280,16 @@ async fn rate_limit_overload_and_billing_faults() {
     let v: Value = response.json().await.unwrap();
     assert_eq!(v["error"]["type"], "rate_limit_error");
 
-    for (kind, status, error) in [
+    for (kind, expected, error) in [
         ("overloaded", 529, "overloaded_error"),
         ("quota", 400, "billing_error"),
         ("server_error", 500, "api_error"),
         ("invalid_key", 401, "authentication_error"),
     ] {
         let d = json!({"fault": {"kind": kind}});
-        let response = anthropic(&mock, "sk-ant-1", &anthropic_body(&d, false))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{kind}");
-        let v: Value = response.json().await.unwrap();
+        let (status, v) =
+            status_json(anthropic(&mock, "sk-ant-1", &anthropic_body(&d, false))).await;
+        assert_eq!(status, expected, "{kind}");
         assert_eq!(v["error"]["type"], error);
     }
 
@@ -320,19 +311,18 @@ async fn count_tokens_estimates_the_input() {
     let mock = MockServer::start().await;
     let body = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "count me please, twice over"}]});
     let sent = serde_json::to_vec(&body).unwrap().len() as u64;
-    let response = client()
-        .post(format!(
-            "{}/v1/messages/count_tokens",
-            mock.anthropic_base()
-        ))
-        .header("x-api-key", "sk-ant-1")
-        .header("anthropic-version", "2023-06-01")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(
+        client()
+            .post(format!(
+                "{}/v1/messages/count_tokens",
+                mock.anthropic_base()
+            ))
+            .header("x-api-key", "sk-ant-1")
+            .header("anthropic-version", "2023-06-01")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(v, json!({"input_tokens": sent / 4}));
 }
 
@@ -346,14 +336,9 @@ async fn token_endpoint_serves_both_grants() {
         "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"});
     for path in ["/v1/oauth/token", "/oauth/token"] {
         for body in [&exchange, &refresh] {
-            let response = client()
-                .post(format!("{}{path}", mock.url()))
-                .json(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            let v: Value = response.json().await.unwrap();
+            let (status, v) =
+                status_json(client().post(format!("{}{path}", mock.url())).json(body)).await;
+            assert_eq!(status, 200);
             assert!(
                 v["access_token"]
                     .as_str()
@@ -381,26 +366,24 @@ async fn token_endpoint_serves_both_grants() {
     }
     let mut invalid = refresh.clone();
     invalid["refresh_token"] = json!("sk-ant-ort01-invalid");
-    let response = client()
-        .post(format!("{}/v1/oauth/token", mock.url()))
-        .json(&invalid)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(
+        client()
+            .post(format!("{}/v1/oauth/token", mock.url()))
+            .json(&invalid),
+    )
+    .await;
+    assert_eq!(status, 400);
     assert_eq!(v["error"], "invalid_grant");
     assert!(v["error_description"].is_string());
 
     let mut incomplete = exchange.clone();
     incomplete.as_object_mut().unwrap().remove("code_verifier");
-    let response = client()
-        .post(format!("{}/v1/oauth/token", mock.url()))
-        .json(&incomplete)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(
+        client()
+            .post(format!("{}/v1/oauth/token", mock.url()))
+            .json(&incomplete),
+    )
+    .await;
+    assert_eq!(status, 400);
     assert_eq!(v["error"], "invalid_request");
 }

@@ -108,3 +108,10 @@ pub async fn text_of(request: reqwest::RequestBuilder) -> String {
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }
+
+/// Sends a request and returns the status and the JSON body.
+pub async fn status_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}

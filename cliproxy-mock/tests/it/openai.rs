@@ -3,7 +3,7 @@
 use cliproxy_mock::MockServer;
 use serde_json::{Value, json};
 
-use crate::common::{client, data_frames, json_of, openai, openai_body, text_of};
+use crate::common::{client, data_frames, json_of, openai, openai_body, status_json, text_of};
 
 #[tokio::test]
 async fn stream_has_role_first_text_deltas_finish_and_done() {
@@ -241,27 +241,19 @@ async fn rate_limit_and_quota_faults() {
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
 
     let d = json!({"fault": {"kind": "quota"}});
-    let response = openai(&mock, "sk-1", &openai_body(&d, false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 429);
-    let v: Value = response.json().await.unwrap();
+    let (status, v) = status_json(openai(&mock, "sk-1", &openai_body(&d, false))).await;
+    assert_eq!(status, 429);
     assert_eq!(v["error"]["code"], "insufficient_quota");
     assert_eq!(v["error"]["type"], "insufficient_quota");
 
-    for (kind, status) in [
+    for (kind, expected) in [
         ("invalid_key", 401),
         ("overloaded", 503),
         ("server_error", 500),
     ] {
         let d = json!({"fault": {"kind": kind}});
-        let response = openai(&mock, "sk-1", &openai_body(&d, false))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{kind}");
-        let v: Value = response.json().await.unwrap();
+        let (status, v) = status_json(openai(&mock, "sk-1", &openai_body(&d, false))).await;
+        assert_eq!(status, expected, "{kind}");
         assert!(v["error"]["message"].is_string());
     }
 }
