@@ -1,0 +1,924 @@
+//! [`Client`]: the one object the server and both bindings wrap.
+//!
+//! A request goes: parse the top-level fields → client rate limit → candidates for the model → pick a
+//! credential → build the upstream request (passthrough or translation) → send with a first-byte timeout →
+//! on failure classify, cool down and fail over; on success translate the answer back. For streams, the first
+//! upstream event is read before the reply is handed out, so a fault at the start still fails over; after that,
+//! faults become an error item in the stream (never a retry, since the client already has bytes).
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+
+use crate::config::{Config, RateLimit};
+use crate::credential::CredentialState;
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use crate::error::{Error, ErrorKind, Result};
+use crate::login::LoginFlow;
+use crate::passthrough::Peek;
+use crate::providers::{self, Ctx, UpstreamCall, UpstreamStream};
+use crate::routing::classify::{ErrorClass, transport_class};
+use crate::routing::{CooldownInfo, Pick, Router, Target, wait_for};
+use crate::stream::sse::{SseDecoder, SseEvent};
+use crate::transport::{ByteStream, HttpTransport, Runtime, read_body, with_timeout};
+use crate::types::{ChatRequest, StreamEvent, Usage};
+
+/// Largest upstream JSON answer (or error body) we buffer.
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// One client request in a client dialect.
+#[derive(Debug, Clone)]
+pub struct ProxyRequest {
+    pub dialect: Dialect,
+    pub body: Bytes,
+    /// Client headers; providers forward the few that matter (`anthropic-beta`, `anthropic-version`).
+    pub headers: http::HeaderMap,
+    /// The client key that authenticated the request, for per-key rate limits.
+    pub client_key: Option<String>,
+}
+
+impl ProxyRequest {
+    pub fn new(dialect: Dialect, body: impl Into<Bytes>) -> Self {
+        ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None }
+    }
+}
+
+/// One outgoing event of a streamed reply, in the client's dialect. `data` is JSON text (or `[DONE]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event: Option<Cow<'static, str>>,
+    pub data: String,
+}
+
+impl From<OutEvent> for Event {
+    fn from(e: OutEvent) -> Self {
+        Event { event: e.event.map(Cow::Borrowed), data: e.data }
+    }
+}
+
+/// The answer to a request.
+pub enum Reply {
+    /// A complete JSON body in the client's dialect.
+    Json {
+        body: Bytes,
+        credential: String,
+    },
+    Stream(EventStream),
+}
+
+/// A streamed answer. Dropping it cancels the upstream request. An `Err` item is a failure after the stream
+/// started; it is the last item.
+pub struct EventStream {
+    inner: BoxStream<'static, Result<Event>>,
+    credential: String,
+}
+
+impl EventStream {
+    /// The id of the credential serving the stream.
+    pub fn credential(&self) -> &str {
+        &self.credential
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Event>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// A model offered by `/v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub id: String,
+    /// Provider ids serving it, e.g. `["claude"]`.
+    pub providers: Vec<&'static str>,
+}
+
+/// A credential as shown in listings: never the secret.
+#[derive(Debug, Clone)]
+pub struct CredentialInfo {
+    pub id: String,
+    pub provider: &'static str,
+    pub priority: i32,
+    pub state: CredentialState,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Per-credential counters and, where the provider knows it, its quota.
+#[derive(Debug, Clone, Default)]
+pub struct UsageInfo {
+    pub credential: String,
+    pub provider: &'static str,
+    pub requests: u64,
+    pub failures: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub quota: Option<serde_json::Value>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    requests: u64,
+    failures: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+struct Inner {
+    ctx: Arc<Ctx>,
+    router: Router,
+    stats: Mutex<HashMap<String, Counters>>,
+    /// Logins started through this client, by flow id (the HTTP login endpoints look them up).
+    logins: Mutex<HashMap<String, LoginFlow>>,
+}
+
+/// The proxy engine. Cheap to clone; safe to share across threads.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`Client`] with a custom transport or runtime (tests, embedders without tokio).
+pub struct ClientBuilder {
+    config: Config,
+    transport: Option<Arc<dyn HttpTransport>>,
+    runtime: Option<Arc<dyn Runtime>>,
+}
+
+impl ClientBuilder {
+    pub fn transport(mut self, transport: Arc<dyn HttpTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    pub fn build(self) -> Result<Client> {
+        #[cfg(feature = "reqwest")]
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(crate::transport::ReqwestTransport::new(Duration::from_secs(
+                self.config.timeouts.connect_seconds.max(1),
+            ))?),
+        };
+        #[cfg(not(feature = "reqwest"))]
+        let transport = self
+            .transport
+            .ok_or_else(|| Error::config("no HTTP transport: enable the `reqwest` feature or pass one"))?;
+        #[cfg(feature = "reqwest")]
+        let runtime = match self.runtime {
+            Some(r) => r,
+            None => Arc::new(crate::transport::TokioRuntime::current()),
+        };
+        #[cfg(not(feature = "reqwest"))]
+        let runtime =
+            self.runtime.ok_or_else(|| Error::config("no runtime: enable the `reqwest` feature or pass one"))?;
+        let config = Arc::new(self.config);
+        let ctx = Arc::new(Ctx { transport, runtime, config: config.clone() });
+        let credentials = providers::load_credentials(&ctx)?;
+        let router = Router::new(credentials, config.routing.strategy, !config.disable_cooling);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                ctx,
+                router,
+                stats: Mutex::new(HashMap::new()),
+                logins: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl Client {
+    pub fn builder(config: Config) -> ClientBuilder {
+        ClientBuilder { config, transport: None, runtime: None }
+    }
+
+    /// A client on the current tokio runtime with the reqwest transport.
+    #[cfg(feature = "reqwest")]
+    pub fn new(config: Config) -> Result<Client> {
+        Self::builder(config).build()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.ctx.config
+    }
+
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.inner.ctx
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// An OpenAI Chat Completions request (JSON body).
+    pub async fn chat(&self, body: impl Into<Bytes>) -> Result<Reply> {
+        self.send(ProxyRequest::new(Dialect::OpenAiChat, body)).await
+    }
+
+    /// An Anthropic Messages request (JSON body).
+    pub async fn messages(&self, body: impl Into<Bytes>) -> Result<Reply> {
+        self.send(ProxyRequest::new(Dialect::Anthropic, body)).await
+    }
+
+    pub async fn send(&self, request: ProxyRequest) -> Result<Reply> {
+        let peek = Peek::parse(&request.body, request.dialect)?;
+        let estimate = estimate_tokens(&request.body);
+        let (client_key, client_limit) = self.client_limit(request.client_key.as_deref());
+        let now = self.now();
+        if let Some(key) = &client_key
+            && let Err(wait) = self.inner.router.limiter.try_acquire(key, client_limit, estimate, now)
+        {
+            return Err(Error::new(
+                ErrorKind::RateLimited,
+                format!("this API key is over its rate limit; retry in {} s", wait.as_secs().max(1)),
+            )
+            .with_retry_after(wait)
+            .with_code("client_rate_limited"));
+        }
+        let candidates = self.inner.router.candidates(&peek.model);
+        if candidates.is_empty() {
+            return Err(Error::model_not_found(&peek.model));
+        }
+        let prepared = Prepared { request, peek, ir: OnceLock::new(), estimate, client_key, client_limit };
+        self.route(&prepared, &candidates).await
+    }
+
+    async fn route(&self, req: &Prepared, candidates: &[Target]) -> Result<Reply> {
+        let config = &self.inner.ctx.config;
+        let max_attempts = 1 + config.request_retry as usize;
+        let max_wait = Duration::from_secs(config.max_retry_interval);
+        let mut tried: Vec<String> = Vec::new();
+        let mut refreshed: Vec<String> = Vec::new();
+        let mut waited = Duration::ZERO;
+        let mut attempts = 0;
+        let mut last: Option<Error> = None;
+        let mut force_refresh_for: Option<Target> = None;
+        loop {
+            let target = match force_refresh_for.take() {
+                Some(t) => t,
+                None => match self.inner.router.pick(&req.peek.model, candidates, &tried, self.now()) {
+                    Pick::Use(t) => t,
+                    Pick::Cooling { until } => {
+                        let wait = wait_for(self.now(), until);
+                        if last.is_none() && waited + wait <= max_wait {
+                            self.inner.ctx.runtime.sleep(wait).await;
+                            waited += wait;
+                            continue;
+                        }
+                        return Err(last.unwrap_or_else(|| cooling_error(&req.peek.model, wait, until)));
+                    }
+                    Pick::Exhausted => return Err(last.unwrap_or_else(|| unusable_error(&req.peek.model))),
+                },
+            };
+            if attempts == max_attempts {
+                return Err(last.expect("an attempt was made"));
+            }
+            attempts += 1;
+            let force = refreshed.contains(&target.credential.id);
+            match self.attempt(req, &target, force).await {
+                Ok(reply) => return Ok(reply),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Class(class)) => {
+                    let id = target.credential.id.clone();
+                    self.count(&id, |c| c.failures += 1);
+                    let error = self.apply(&target, class.clone());
+                    if class.refresh && !refreshed.contains(&id) {
+                        refreshed.push(id);
+                        force_refresh_for = Some(target);
+                        last = Some(error);
+                        continue;
+                    }
+                    if !class.retry_other {
+                        return Err(error);
+                    }
+                    tried.push(id);
+                    last = Some(error);
+                }
+            }
+        }
+    }
+
+    /// Records what a failure means: cooldown, disabling, logs. Returns the client-facing error.
+    fn apply(&self, target: &Target, class: ErrorClass) -> Error {
+        let id = &target.credential.id;
+        let router = &self.inner.router;
+        if let Some(reason) = &class.disable {
+            tracing::warn!(credential = %id, %reason, "credential disabled until reset");
+            router.disable(id, reason.clone());
+        }
+        if let (Some(cd), true) = (class.cooldown, router.cooling_enabled()) {
+            let len = router.cooldowns.set(id, &target.model, cd, class.error.message().to_owned(), self.now());
+            tracing::info!(credential = %id, model = %target.model, cooldown_secs = len.as_secs_f64(), error = %class.error, "credential cooling down");
+        } else {
+            tracing::info!(credential = %id, model = %target.model, error = %class.error, "upstream attempt failed");
+        }
+        class.error.with_credential(id.clone()).with_model(target.model.clone())
+    }
+
+    async fn attempt(&self, req: &Prepared, target: &Target, force_refresh: bool) -> Result<Reply, Failure> {
+        let ctx = &self.inner.ctx;
+        let cred = &target.credential;
+        let provider = &cred.provider;
+        let access = cred.token.access(ctx, force_refresh).await.map_err(|e| {
+            Failure::Class(ErrorClass { error: e, retry_other: true, cooldown: None, refresh: false, disable: None })
+        })?;
+        let passthrough = provider.dialect() == Some(req.request.dialect);
+        let body = if passthrough {
+            req.peek.rewrite(&req.request.body, &target.model, req.request.dialect)
+        } else {
+            let mut ir = req.ir()?.clone();
+            ir.model = target.model.clone();
+            provider.encode_request(&ir).map_err(Failure::Fatal)?
+        };
+        let call = UpstreamCall {
+            credential: cred,
+            access: &access,
+            model: &target.model,
+            stream: req.peek.stream,
+            client_headers: &req.request.headers,
+        };
+        let http_req = provider.build_http(&call, body).map_err(Failure::Fatal)?;
+        self.inner.router.limiter.try_acquire(&cred.id, cred.rate_limit, req.estimate, self.now()).ok();
+        self.count(&cred.id, |c| c.requests += 1);
+        tracing::debug!(credential = %cred.id, model = %target.model, passthrough, "sending upstream request");
+
+        let timeouts = &ctx.config.timeouts;
+        let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
+        let idle = Duration::from_secs(timeouts.idle_seconds.max(1));
+        let started = ctx.runtime.now();
+        let sent = with_timeout(&ctx.runtime, first_byte, ctx.transport.send(http_req), || {
+            Err(crate::transport::TransportError::new(
+                crate::transport::TransportErrorKind::Timeout,
+                format!("no answer within {} s (timeouts.first-byte-seconds)", first_byte.as_secs()),
+            ))
+        })
+        .await;
+        let mut resp = sent.map_err(|e| Failure::Class(transport_class(e.into())))?;
+        let status = resp.status.as_u16();
+        if status >= 400 {
+            let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await.unwrap_or_default();
+            return Err(Failure::Class(provider.classify_error(status, &resp.headers, &body, self.now())));
+        }
+        let outcome = Outcome {
+            client: self.clone(),
+            credential: cred.id.clone(),
+            model: target.model.clone(),
+            req_estimate: req.estimate,
+            client_key: req.client_key.clone(),
+            client_limit: req.client_limit,
+            credential_limit: cred.rate_limit,
+        };
+        if !req.peek.stream {
+            let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle)
+                .await
+                .map_err(|e| Failure::Class(transport_class(e)))?;
+            let body = if passthrough {
+                outcome.settle(json_usage(req.request.dialect, &body));
+                body
+            } else {
+                let parsed = provider.parse_response(&body).map_err(|e| Failure::Class(transport_class(e)))?;
+                outcome.settle(Some(parsed.usage));
+                Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model))
+            };
+            self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
+            return Ok(Reply::Json { body, credential: cred.id.clone() });
+        }
+
+        let mode = if passthrough {
+            Mode::Passthrough {
+                dialect: req.request.dialect,
+                strip_usage: req.request.dialect == Dialect::OpenAiChat && !req.peek.client_wants_usage(),
+                sse: SseDecoder::new(),
+                events: Vec::new(),
+            }
+        } else {
+            Mode::Translate {
+                upstream: provider.stream_decoder(),
+                events: Vec::new(),
+                encoder: req.request.dialect.stream_encoder(&req.peek.model, req.peek.client_wants_usage()),
+                out: Vec::new(),
+            }
+        };
+        let remaining = first_byte.saturating_sub(ctx.runtime.now().duration_since(started).unwrap_or_default());
+        let mut state = StreamState {
+            body: resp.body,
+            mode,
+            queue: VecDeque::new(),
+            done: false,
+            runtime: ctx.runtime.clone(),
+            idle,
+            usage: Usage::default(),
+            outcome: Some(outcome),
+        };
+        // Read until the first event (or the end) before committing: a fault here still fails over.
+        let first = with_timeout(&ctx.runtime, remaining.max(Duration::from_millis(1)), state.fill_first(), || {
+            Err(Error::new(ErrorKind::Timeout, format!("no first event within {} s", first_byte.as_secs())))
+        })
+        .await;
+        if let Err(e) = first {
+            state.outcome = None;
+            let class = match e.status() {
+                Some(s) if e.kind() == ErrorKind::Upstream => {
+                    provider.classify_error(s, &http::HeaderMap::new(), e.message().as_bytes(), self.now())
+                }
+                _ => transport_class(e),
+            };
+            return Err(Failure::Class(class));
+        }
+        self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
+        let inner = futures::stream::unfold(state, |mut st| async move { st.next_item().await.map(|i| (i, st)) });
+        Ok(Reply::Stream(EventStream { inner: inner.boxed(), credential: cred.id.clone() }))
+    }
+
+    fn client_limit(&self, key: Option<&str>) -> (Option<String>, RateLimit) {
+        let rl = &self.inner.ctx.config.rate_limit;
+        let Some(key) = key else { return (None, RateLimit::default()) };
+        let limit = rl.per_key.get(key).copied().unwrap_or(RateLimit { rpm: rl.rpm, tpm: rl.tpm });
+        if limit.is_unlimited() { (None, limit) } else { (Some(format!("client:{key}")), limit) }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.inner.ctx.runtime.now()
+    }
+
+    fn count(&self, id: &str, f: impl FnOnce(&mut Counters)) {
+        let mut stats = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
+        f(stats.entry(id.to_owned()).or_default());
+    }
+
+    /// The union of every credential's models, sorted by name.
+    pub fn models(&self) -> Vec<ModelInfo> {
+        let mut map: std::collections::BTreeMap<String, Vec<&'static str>> = Default::default();
+        for c in self.inner.router.credentials().iter() {
+            for m in c.listed_models() {
+                let providers = map.entry(m).or_default();
+                if !providers.contains(&c.provider.id()) {
+                    providers.push(c.provider.id());
+                }
+            }
+        }
+        map.into_iter().map(|(id, providers)| ModelInfo { id, providers }).collect()
+    }
+
+    /// Whether some credential serves `model` (aliases and prefixes included).
+    pub fn has_model(&self, model: &str) -> bool {
+        !self.inner.router.candidates(model).is_empty()
+    }
+
+    pub fn credentials(&self) -> Vec<CredentialInfo> {
+        self.inner
+            .router
+            .credentials()
+            .iter()
+            .map(|c| CredentialInfo {
+                id: c.id.clone(),
+                provider: c.provider.id(),
+                priority: c.priority,
+                state: match self.inner.router.disabled_reason(&c.id) {
+                    Some(reason) => CredentialState::Disabled(reason),
+                    None => c.token.state(),
+                },
+                expires_at: c.token.expires_at(),
+            })
+            .collect()
+    }
+
+    /// Active cooldowns, soonest first.
+    pub fn cooldowns(&self) -> Vec<CooldownInfo> {
+        self.inner.router.cooldowns.list(self.now())
+    }
+
+    /// Clears cooldowns for one credential, one model, or everything; a whole-credential or full reset also
+    /// re-enables disabled credentials. Returns how many entries were cleared.
+    pub fn reset_cooldowns(&self, credential: Option<&str>, model: Option<&str>) -> usize {
+        let n = self.inner.router.reset(credential, model);
+        tracing::info!(
+            credential = credential.unwrap_or("*"),
+            model = model.unwrap_or("*"),
+            cleared = n,
+            "cooldowns reset"
+        );
+        n
+    }
+
+    pub fn usage(&self) -> Vec<UsageInfo> {
+        let stats = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.inner
+            .router
+            .credentials()
+            .iter()
+            .map(|c| {
+                let s = stats.get(&c.id).copied().unwrap_or_default();
+                UsageInfo {
+                    credential: c.id.clone(),
+                    provider: c.provider.id(),
+                    requests: s.requests,
+                    failures: s.failures,
+                    input_tokens: s.input_tokens,
+                    output_tokens: s.output_tokens,
+                    quota: c.provider.quota(c),
+                }
+            })
+            .collect()
+    }
+
+    /// Starts an interactive login with `provider` (`options` are provider-specific). The returned flow carries
+    /// the verification URL and user code; on success the new credential joins the pool at once.
+    pub async fn login(&self, provider: &str, options: serde_json::Value) -> Result<LoginFlow> {
+        let lp = providers::login_provider(provider).ok_or_else(|| {
+            Error::invalid_request(format!(
+                "provider `{provider}` has no interactive login (available: {})",
+                if providers::LOGIN_PROVIDERS.is_empty() {
+                    "none".to_string()
+                } else {
+                    providers::LOGIN_PROVIDERS.join(", ")
+                }
+            ))
+        })?;
+        let device = lp.start(self.inner.ctx.clone(), options).await?;
+        let id = flow_id(provider, self.now());
+        let inner = self.inner.clone();
+        let flow = LoginFlow::spawn(id.clone(), provider.to_owned(), device, &self.inner.ctx, move |cred| {
+            inner.router.upsert(cred);
+        });
+        self.inner.logins.lock().unwrap_or_else(|p| p.into_inner()).insert(id, flow.clone());
+        Ok(flow)
+    }
+
+    /// A login started earlier through this client.
+    pub fn login_flow(&self, id: &str) -> Option<LoginFlow> {
+        self.inner.logins.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Anthropic `count_tokens`: the upstream's own count where the serving provider has one, otherwise an
+    /// estimate with the o200k tokenizer over the request's text (documented as an estimate).
+    pub async fn count_tokens(&self, body: Bytes, headers: http::HeaderMap) -> Result<Bytes> {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid_request(format!("request body is not valid JSON: {e}")))?;
+        let model = value
+            .get("model")
+            .and_then(|m| m.as_str())
+            .ok_or_else(|| Error::invalid_request("model: field required"))?
+            .to_owned();
+        if value.get("messages").is_none_or(|m| !m.is_array()) {
+            return Err(Error::invalid_request("messages: field required"));
+        }
+        let candidates = self.inner.router.candidates(&model);
+        if candidates.is_empty() {
+            return Err(Error::model_not_found(&model));
+        }
+        if let Pick::Use(t) = self.inner.router.pick(&model, &candidates, &[], self.now()) {
+            let ctx = &self.inner.ctx;
+            let access = t.credential.token.access(ctx, false).await?;
+            let call = UpstreamCall {
+                credential: &t.credential,
+                access: &access,
+                model: &t.model,
+                stream: false,
+                client_headers: &headers,
+            };
+            let mut v = value.clone();
+            v["model"] = t.model.clone().into();
+            let upstream_body = Bytes::from(serde_json::to_vec(&v).expect("json values serialize"));
+            if let Some(http_req) = t.credential.provider.count_tokens_request(&call, upstream_body) {
+                let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
+                let mut resp = ctx.transport.send(http_req?).await.map_err(Error::from)?;
+                let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await?;
+                if resp.status.is_success() {
+                    return Ok(body);
+                }
+                tracing::debug!(credential = %t.credential.id, status = resp.status.as_u16(), "upstream count_tokens failed; estimating");
+            }
+        }
+        let ir = anthropic::parse_request(&body)?;
+        let n = crate::tokens::count_request(&ir);
+        Ok(Bytes::from(format!("{{\"input_tokens\":{n}}}")))
+    }
+}
+
+/// The request as routing sees it: the raw body, its peeked fields and (only if a translation needs it) the
+/// parsed IR, shared across attempts.
+struct Prepared {
+    request: ProxyRequest,
+    peek: Peek,
+    ir: OnceLock<Result<ChatRequest>>,
+    estimate: u64,
+    client_key: Option<String>,
+    client_limit: RateLimit,
+}
+
+impl Prepared {
+    fn ir(&self) -> Result<&ChatRequest, Failure> {
+        let parsed = self.ir.get_or_init(|| self.request.dialect.parse_request(&self.request.body));
+        parsed.as_ref().map_err(|e| Failure::Fatal(e.clone()))
+    }
+}
+
+enum Failure {
+    /// The request itself is wrong (or cannot be built): no other credential will do better.
+    Fatal(Error),
+    Class(ErrorClass),
+}
+
+/// Everything needed to account for a finished request (stats, token buckets).
+struct Outcome {
+    client: Client,
+    credential: String,
+    model: String,
+    req_estimate: u64,
+    client_key: Option<String>,
+    client_limit: RateLimit,
+    credential_limit: RateLimit,
+}
+
+impl Outcome {
+    fn settle(&self, usage: Option<Usage>) {
+        let Some(u) = usage else { return };
+        let now = self.client.now();
+        let total = u.input_tokens + u.output_tokens + u.cache_read_tokens + u.cache_creation_tokens;
+        let limiter = &self.client.inner.router.limiter;
+        limiter.settle(&self.credential, self.credential_limit, self.req_estimate, total, now);
+        if let Some(key) = &self.client_key {
+            limiter.settle(key, self.client_limit, self.req_estimate, total, now);
+        }
+        self.client.count(&self.credential, |c| {
+            c.input_tokens += u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens;
+            c.output_tokens += u.output_tokens;
+        });
+        tracing::debug!(credential = %self.credential, model = %self.model, input = u.input_tokens, output = u.output_tokens, "request settled");
+    }
+}
+
+enum Mode {
+    /// Same dialect: upstream events are forwarded as they are (the added usage chunk is removed again).
+    Passthrough { dialect: Dialect, strip_usage: bool, sse: SseDecoder, events: Vec<SseEvent> },
+    Translate {
+        upstream: Box<dyn UpstreamStream>,
+        events: Vec<StreamEvent>,
+        encoder: AnyStreamEncoder,
+        out: Vec<OutEvent>,
+    },
+}
+
+struct StreamState {
+    body: ByteStream,
+    mode: Mode,
+    queue: VecDeque<Event>,
+    done: bool,
+    runtime: Arc<dyn Runtime>,
+    idle: Duration,
+    usage: Usage,
+    /// Taken when the stream completes, so accounting happens exactly once.
+    outcome: Option<Outcome>,
+}
+
+impl StreamState {
+    /// Reads until at least one event is queued or the upstream ended.
+    async fn fill_first(&mut self) -> Result<()> {
+        while self.queue.is_empty() && !self.done {
+            self.read_chunk().await?;
+        }
+        Ok(())
+    }
+
+    async fn next_item(&mut self) -> Option<Result<Event>> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Some(Ok(ev));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.read_chunk().await {
+                self.done = true;
+                self.outcome = None;
+                return Some(Err(e));
+            }
+        }
+    }
+
+    async fn read_chunk(&mut self) -> Result<()> {
+        let next = with_timeout(&self.runtime, self.idle, self.body.next(), || {
+            Some(Err(crate::transport::TransportError::new(
+                crate::transport::TransportErrorKind::Timeout,
+                "upstream went silent (timeouts.idle-seconds)",
+            )))
+        })
+        .await;
+        match next {
+            Some(Ok(chunk)) => self.process(Some(&chunk)),
+            Some(Err(e)) => Err(e.into()),
+            None => {
+                self.process(None)?;
+                self.done = true;
+                if let Some(o) = self.outcome.take() {
+                    o.settle(Some(std::mem::take(&mut self.usage)));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Feeds one chunk (`None`: end of body) through the decoders into the queue.
+    fn process(&mut self, chunk: Option<&[u8]>) -> Result<()> {
+        match &mut self.mode {
+            Mode::Passthrough { dialect, strip_usage, sse, events } => {
+                match chunk {
+                    Some(c) => sse.push(c, events)?,
+                    None => sse.finish(events)?,
+                }
+                for ev in events.drain(..) {
+                    let keep = passthrough_event(*dialect, &ev, &mut self.usage, *strip_usage)?;
+                    if keep {
+                        let name = ev.event.map(Cow::Owned);
+                        self.queue.push_back(Event { event: name, data: ev.data });
+                    }
+                }
+            }
+            Mode::Translate { upstream, events, encoder, out } => {
+                match chunk {
+                    Some(c) => upstream.push(c, events)?,
+                    None => upstream.finish(events)?,
+                }
+                for ev in events.drain(..) {
+                    match &ev {
+                        StreamEvent::Start { usage, .. } => merge_usage(&mut self.usage, usage),
+                        StreamEvent::Finish { usage, .. } => merge_usage(&mut self.usage, usage),
+                        _ => {}
+                    }
+                    encoder.push(&ev, out);
+                }
+                if chunk.is_none() {
+                    encoder.finish(out);
+                }
+                self.queue.extend(out.drain(..).map(Event::from));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn merge_usage(acc: &mut Usage, u: &Usage) {
+    let max = |a: &mut u64, b: u64| *a = (*a).max(b);
+    max(&mut acc.input_tokens, u.input_tokens);
+    max(&mut acc.output_tokens, u.output_tokens);
+    max(&mut acc.cache_read_tokens, u.cache_read_tokens);
+    max(&mut acc.cache_creation_tokens, u.cache_creation_tokens);
+    max(&mut acc.reasoning_tokens, u.reasoning_tokens);
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsageChunk {
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct AnthropicUsageEvent {
+    message: Option<AnthropicUsageHolder>,
+    usage: Option<AnthropicUsage>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicUsageHolder {
+    usage: Option<AnthropicUsage>,
+}
+
+/// Looks at a passthrough event only as far as needed: usage for accounting, an error frame (which before the
+/// first byte must fail over), and the usage chunk the client did not ask for. Returns whether to forward it.
+fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_usage: bool) -> Result<bool> {
+    match dialect {
+        Dialect::OpenAiChat => {
+            let data = ev.data.trim_start();
+            if data.starts_with("{\"error\"") {
+                return Err(openai_chat::parse_error(502, data.as_bytes()));
+            }
+            if data.contains("\"usage\":{")
+                && let Ok(chunk) = serde_json::from_str::<OpenAiUsageChunk>(data)
+                && let Some(u) = chunk.usage
+            {
+                usage.input_tokens = u.prompt_tokens;
+                usage.output_tokens = u.completion_tokens;
+                let usage_only = chunk.choices.is_none_or(|c| c.is_empty());
+                return Ok(!(strip_usage && usage_only));
+            }
+            Ok(true)
+        }
+        Dialect::Anthropic => {
+            match ev.event.as_deref() {
+                Some("error") => return Err(anthropic::parse_error(502, ev.data.as_bytes())),
+                Some("message_start") | Some("message_delta") => {
+                    if let Ok(e) = serde_json::from_str::<AnthropicUsageEvent>(&ev.data)
+                        && let Some(u) = e.usage.or(e.message.and_then(|m| m.usage))
+                    {
+                        let seen = Usage {
+                            input_tokens: u.input_tokens,
+                            output_tokens: u.output_tokens,
+                            cache_read_tokens: u.cache_read_input_tokens,
+                            cache_creation_tokens: u.cache_creation_input_tokens,
+                            ..Default::default()
+                        };
+                        merge_usage(usage, &seen);
+                    }
+                }
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Usage of a complete JSON answer in `dialect`, read without building the whole tree.
+fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
+    match dialect {
+        Dialect::OpenAiChat => {
+            let c: OpenAiUsageChunk = serde_json::from_slice(body).ok()?;
+            let u = c.usage?;
+            Some(Usage { input_tokens: u.prompt_tokens, output_tokens: u.completion_tokens, ..Default::default() })
+        }
+        Dialect::Anthropic => {
+            let e: AnthropicUsageEvent = serde_json::from_slice(body).ok()?;
+            let u = e.usage?;
+            Some(Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_read_tokens: u.cache_read_input_tokens,
+                cache_creation_tokens: u.cache_creation_input_tokens,
+                ..Default::default()
+            })
+        }
+    }
+}
+
+/// A login flow id: unique per process (time and a counter, hashed so it reveals neither).
+fn flow_id(provider: &str, now: SystemTime) -> String {
+    use sha2::Digest;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let digest = sha2::Sha256::digest(format!("{provider}:{nanos}:{n}:{}", std::process::id()).as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{provider}-{hex}")
+}
+
+/// The admission estimate for rate limits: about four bytes of JSON per token.
+fn estimate_tokens(body: &[u8]) -> u64 {
+    (body.len() as u64 / 4).max(1)
+}
+
+fn cooling_error(model: &str, wait: Duration, until: SystemTime) -> Error {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Error::new(
+        ErrorKind::RateLimited,
+        format!(
+            "All credentials for model {model} are cooling down; the first is available again in {secs} s (at {})",
+            crate::timefmt::format_rfc3339(until)
+        ),
+    )
+    .with_code("model_cooldown")
+    .with_model(model)
+    .with_retry_after(wait)
+}
+
+fn unusable_error(model: &str) -> Error {
+    Error::new(
+        ErrorKind::Authentication,
+        format!(
+            "no usable credential for model {model}: every credential serving it is disabled or needs a new login; check GET /v0/management/cooldowns and the server log"
+        ),
+    )
+    .with_model(model)
+}

@@ -1,0 +1,33 @@
+//! cliproxy-core: the embeddable heart of cliproxy.
+//!
+//! A [`Client`] takes requests in a client dialect (OpenAI Chat Completions or Anthropic Messages), picks a
+//! credential through the routing layer, maps the request to the upstream provider's wire format (or passes it
+//! through untouched when both sides speak the same dialect), and maps the answer back — streaming or not.
+//!
+//! The crate is runtime-agnostic: all I/O goes through the [`transport::HttpTransport`] and
+//! [`transport::Runtime`] seams. The default `reqwest` feature supplies tokio-based implementations.
+//!
+//! Modules, each named after its concern:
+//! - [`types`]: the intermediate representation; [`dialects`]: the client-facing APIs and their mappings;
+//! - [`providers`]: one module per upstream (pure mapping and error classification);
+//! - [`routing`]: credential selection, cooldowns, rate limits; [`credential`]: credentials and token sources;
+//! - [`stream`]: sans-IO SSE and AWS event-stream decoders; [`passthrough`]: same-dialect byte-level edits;
+//! - [`transport`]: the I/O seams; [`client`]: the engine tying them together; [`login`]: device logins.
+
+pub mod client;
+pub mod config;
+pub mod credential;
+pub mod dialects;
+pub mod error;
+pub mod login;
+pub mod passthrough;
+pub mod providers;
+pub mod routing;
+pub mod stream;
+pub mod timefmt;
+pub mod tokens;
+pub mod transport;
+pub mod types;
+
+pub use client::{Client, ClientBuilder, Event, EventStream, ProxyRequest, Reply};
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,228 @@
+//! Same-dialect passthrough: forward the client's body byte-for-byte with targeted edits.
+//!
+//! When client and upstream speak the same API, re-encoding would drop fields we do not model (new OpenAI
+//! parameters, vendor extensions) and cost CPU on every request. Instead we read only the top-level fields that
+//! routing needs, remember where they sit in the body, and splice: the `model` value (alias → upstream name) and,
+//! for OpenAI streams, `stream_options.include_usage` so usage is always known. Everything else is untouched.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::dialects::Dialect;
+use crate::error::{Error, Result};
+
+/// The top-level facts of a request body and where they are.
+#[derive(Debug, Clone)]
+pub struct Peek {
+    pub model: String,
+    pub stream: bool,
+    /// `stream_options.include_usage` as the client sent it.
+    pub include_usage: bool,
+    model_span: Range<usize>,
+    stream_options_span: Option<Range<usize>>,
+    /// Offset just after the opening `{`.
+    open: usize,
+}
+
+impl Peek {
+    /// Reads the fields routing needs and checks the ones the dialect requires, without building a tree.
+    pub fn parse(body: &[u8], dialect: Dialect) -> Result<Peek> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let fields = de
+            .deserialize_map(TopLevel { base: body.as_ptr() as usize })
+            .and_then(|f| de.end().map(|()| f))
+            .map_err(|e| Error::invalid_request(format!("request body is not a valid JSON object: {e}")))?;
+        let model_span = fields.model.ok_or_else(|| Error::invalid_request("model: field required"))?;
+        let model: String = serde_json::from_slice(&body[model_span.clone()])
+            .map_err(|_| Error::invalid_request("model: expected a string"))?;
+        if model.is_empty() {
+            return Err(Error::invalid_request("model: must not be empty"));
+        }
+        if !fields.messages {
+            return Err(Error::invalid_request("messages: field required"));
+        }
+        if dialect == Dialect::Anthropic && !fields.max_tokens {
+            return Err(Error::invalid_request("max_tokens: field required"));
+        }
+        let include_usage = match &fields.stream_options {
+            Some(span) => serde_json::from_slice::<StreamOptions>(&body[span.clone()])
+                .map_err(|_| Error::invalid_request("stream_options: expected an object"))?
+                .include_usage
+                .unwrap_or(false),
+            None => false,
+        };
+        Ok(Peek {
+            model,
+            stream: fields.stream,
+            include_usage,
+            model_span,
+            stream_options_span: fields.stream_options,
+            open: open_brace(body),
+        })
+    }
+
+    /// The body for the upstream: `model` replaced by `upstream_model`, and for OpenAI streams
+    /// `include_usage: true` ensured. Returns the original buffer when nothing changes.
+    pub fn rewrite(&self, body: &Bytes, upstream_model: &str, dialect: Dialect) -> Bytes {
+        let want_usage = dialect == Dialect::OpenAiChat && self.stream && !self.include_usage;
+        if upstream_model == self.model && !want_usage {
+            return body.clone();
+        }
+        let model_json = serde_json::to_string(upstream_model).expect("strings serialize");
+        let mut edits: Vec<(Range<usize>, Cow<'_, str>)> = vec![(self.model_span.clone(), model_json.into())];
+        if want_usage {
+            match &self.stream_options_span {
+                Some(span) => {
+                    let mut opts: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_slice(&body[span.clone()]).unwrap_or_default();
+                    opts.insert("include_usage".into(), true.into());
+                    let text = serde_json::to_string(&opts).expect("maps serialize");
+                    edits.push((span.clone(), text.into()));
+                }
+                None => edits.push((self.open..self.open, r#""stream_options":{"include_usage":true},"#.into())),
+            }
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut out = BytesMut::with_capacity(body.len() + 64);
+        let mut pos = 0;
+        for (range, text) in &edits {
+            out.extend_from_slice(&body[pos..range.start]);
+            out.extend_from_slice(text.as_bytes());
+            pos = range.end;
+        }
+        out.extend_from_slice(&body[pos..]);
+        out.freeze()
+    }
+
+    /// Whether the client asked for the usage chunk (so an added one must be removed again).
+    pub fn client_wants_usage(&self) -> bool {
+        self.include_usage
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Default)]
+struct Fields {
+    model: Option<Range<usize>>,
+    stream: bool,
+    stream_options: Option<Range<usize>>,
+    messages: bool,
+    max_tokens: bool,
+}
+
+struct TopLevel {
+    base: usize,
+}
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Fields, A::Error> {
+        let mut f = Fields::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            let text = raw.get();
+            let start = text.as_ptr() as usize - self.base;
+            let span = start..start + text.len();
+            match key.as_ref() {
+                "model" => f.model = Some(span),
+                "stream" => {
+                    f.stream = match text {
+                        "true" => true,
+                        "false" | "null" => false,
+                        _ => return Err(de::Error::custom("stream: expected a boolean")),
+                    }
+                }
+                "stream_options" if text != "null" => f.stream_options = Some(span),
+                "messages" => f.messages = text != "null",
+                "max_tokens" => f.max_tokens = text != "null",
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Offset just after the first `{` (leading whitespace allowed).
+fn open_brace(body: &[u8]) -> usize {
+    body.iter().position(|b| *b == b'{').map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peek(s: &str) -> Peek {
+        Peek::parse(s.as_bytes(), Dialect::OpenAiChat).unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_survive_byte_identical() {
+        let body = r#"{ "model" : "alias", "messages":[{"role":"user","content":"hi"}], "x_vendor": {"a": [1, 2.50, "é"]}, "logit_bias":{"50256":-100} }"#;
+        let p = peek(body);
+        let out = p.rewrite(&Bytes::from(body), "upstream-model", Dialect::OpenAiChat);
+        let expected = body.replace(r#""alias""#, r#""upstream-model""#);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+    }
+
+    #[test]
+    fn unchanged_model_returns_same_buffer() {
+        let body = Bytes::from_static(br#"{"model":"m","messages":[]}"#);
+        let p = peek(std::str::from_utf8(&body).unwrap());
+        let out = p.rewrite(&body, "m", Dialect::OpenAiChat);
+        assert_eq!(out.as_ptr(), body.as_ptr());
+    }
+
+    #[test]
+    fn stream_gets_include_usage() {
+        let body = r#"{"model":"m","stream":true,"messages":[]}"#;
+        let out = peek(body).rewrite(&Bytes::from(body), "m", Dialect::OpenAiChat);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+
+        let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"other":1},"messages":[]}"#;
+        let p = peek(body);
+        assert!(!p.client_wants_usage());
+        let out = p.rewrite(&Bytes::from(body), "m", Dialect::OpenAiChat);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"], serde_json::json!({"include_usage": true, "other": 1}));
+
+        let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
+        let p = peek(body);
+        assert!(p.client_wants_usage());
+        assert_eq!(p.rewrite(&Bytes::from(body), "m", Dialect::OpenAiChat), Bytes::from(body));
+    }
+
+    #[test]
+    fn anthropic_needs_no_usage_edit() {
+        let body = r#"{"model":"a","max_tokens":5,"stream":true,"messages":[]}"#;
+        let p = Peek::parse(body.as_bytes(), Dialect::Anthropic).unwrap();
+        let out = p.rewrite(&Bytes::from(body), "b", Dialect::Anthropic);
+        assert_eq!(out, Bytes::from(r#"{"model":"b","max_tokens":5,"stream":true,"messages":[]}"#));
+    }
+
+    #[test]
+    fn invalid_inputs_are_clear() {
+        let err = |s: &str, d| Peek::parse(s.as_bytes(), d).unwrap_err().message().to_owned();
+        assert!(err("[1]", Dialect::OpenAiChat).contains("JSON object"));
+        assert!(err("{\"model\":1,\"messages\":[]}", Dialect::OpenAiChat).contains("model: expected a string"));
+        assert!(err("{\"messages\":[]}", Dialect::OpenAiChat).contains("model: field required"));
+        assert!(err("{\"model\":\"m\"}", Dialect::OpenAiChat).contains("messages"));
+        assert!(err("{\"model\":\"m\",\"messages\":[]}", Dialect::Anthropic).contains("max_tokens"));
+        assert!(err("{\"model\":\"m\",\"messages\":[]} trailing", Dialect::OpenAiChat).contains("JSON"));
+        assert!(err("{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[]}", Dialect::OpenAiChat).contains("stream"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`,
+//! and `/healthz`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cliproxy_core::client::{ProxyRequest, Reply};
+use cliproxy_core::dialects::Dialect;
+use cliproxy_core::{Error, ErrorKind};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::ClientAuth;
+use crate::render::{self, ApiError};
+
+type S = State<Arc<AppState>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
+        .route("/healthz", get(healthz))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn chat(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    proxy(state, Dialect::OpenAiChat, headers, uri, body).await
+}
+
+async fn messages(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    proxy(state, Dialect::Anthropic, headers, uri, body).await
+}
+
+/// Authenticates the caller; `Ok(key)` carries the client key for per-key rate limits.
+fn authenticate(
+    state: &AppState,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Option<String>, ApiError> {
+    match state.keys.check(headers, uri.query()) {
+        ClientAuth::Open => Ok(None),
+        ClientAuth::Key(k) => Ok(Some(k)),
+        ClientAuth::Missing => Err(ApiError::new(
+            dialect,
+            Error::new(
+                ErrorKind::Authentication,
+                "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+            )
+            .with_code("missing_api_key"),
+        )),
+        ClientAuth::Invalid => Err(ApiError::new(
+            dialect,
+            Error::new(ErrorKind::Authentication, "Invalid API key").with_code("invalid_api_key"),
+        )),
+    }
+}
+
+/// Reads the body up to the configured limit; larger bodies get 413 in the caller's dialect.
+async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.body_limit;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            dialect,
+            Error::invalid_request(format!("request body exceeds {} MiB (body-limit-mb)", limit >> 20))
+                .with_code("request_too_large")
+                .with_http_status(413),
+        )),
+        Err(e) => Err(ApiError::new(
+            dialect,
+            Error::new(ErrorKind::Cancelled, format!("could not read the request body: {e}")).with_http_status(400),
+        )),
+    }
+}
+
+async fn proxy(State(state): S, dialect: Dialect, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    let client_key = match authenticate(&state, dialect, &headers, &uri) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let body = match read_body(&state, dialect, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let request = ProxyRequest { dialect, body, headers, client_key };
+    let config = state.client.config();
+    let keepalive = config.nonstream_keepalive_interval;
+    let stream_keepalive =
+        (config.streaming.keepalive_seconds > 0).then(|| Duration::from_secs(config.streaming.keepalive_seconds));
+    // Streaming decides its own framing; a non-streaming request may get whitespace keepalives.
+    let streaming = || cliproxy_core::passthrough::Peek::parse(&request.body, dialect).is_ok_and(|p| p.stream);
+    if keepalive > 0 && !streaming() {
+        let client = state.client.clone();
+        let fut = async move {
+            match client.send(request).await? {
+                Reply::Json { body, .. } => Ok(body),
+                Reply::Stream(_) => Err(Error::upstream(None, "unexpected stream for a non-streaming request")),
+            }
+        };
+        return render::json_with_keepalive(dialect, Duration::from_secs(keepalive), fut);
+    }
+    match state.client.send(request).await {
+        Ok(Reply::Json { body, .. }) => render::json(body),
+        Ok(Reply::Stream(events)) => render::sse(dialect, events, stream_keepalive),
+        Err(e) => ApiError::new(dialect, e).into_response(),
+    }
+}
+
+async fn count_tokens(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    let dialect = Dialect::Anthropic;
+    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
+        return e.into_response();
+    }
+    let body = match read_body(&state, dialect, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    match state.client.count_tokens(body, headers).await {
+        Ok(b) => render::json(b),
+        Err(e) => ApiError::new(dialect, e).into_response(),
+    }
+}
+
+/// Anthropic clients send `anthropic-version`; they get Anthropic's list shape.
+fn listing_dialect(headers: &HeaderMap) -> Dialect {
+    if headers.contains_key("anthropic-version") { Dialect::Anthropic } else { Dialect::OpenAiChat }
+}
+
+fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
+    match dialect {
+        Dialect::OpenAiChat => json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
+        Dialect::Anthropic => {
+            json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
+        }
+    }
+}
+
+async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
+    let dialect = listing_dialect(&headers);
+    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
+        return e.into_response();
+    }
+    let list = state.client.models();
+    let data: Vec<_> = list.iter().map(|m| model_object(dialect, &m.id, m.providers.join(",").as_str())).collect();
+    let body = match dialect {
+        Dialect::OpenAiChat => json!({"object": "list", "data": data}),
+        Dialect::Anthropic => json!({
+            "data": data,
+            "has_more": false,
+            "first_id": list.first().map(|m| m.id.as_str()),
+            "last_id": list.last().map(|m| m.id.as_str()),
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+    let dialect = listing_dialect(&headers);
+    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
+        return e.into_response();
+    }
+    let listed = state.client.models().into_iter().find(|m| m.id == id);
+    match listed {
+        Some(m) => axum::Json(model_object(dialect, &m.id, &m.providers.join(","))).into_response(),
+        None if state.client.has_model(&id) => axum::Json(model_object(dialect, &id, "cliproxy")).into_response(),
+        None => ApiError::new(dialect, Error::model_not_found(&id)).into_response(),
+    }
+}

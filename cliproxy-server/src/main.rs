@@ -1,0 +1,203 @@
+//! `cliproxy-server`: serve, log in to providers, import credentials, validate a config, health-check.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cliproxy_core::config::{Config, Secret};
+
+#[derive(Parser)]
+#[command(
+    name = "cliproxy-server",
+    version,
+    about = "One OpenAI- and Anthropic-compatible endpoint for all your LLM subscriptions and keys"
+)]
+struct Cli {
+    /// Config file (YAML, the Go original's keys). Default: $CLIPROXY_CONFIG, else ./config.yaml if present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Log in to a provider and store the credential in auth-dir.
+    Login { provider: String },
+    /// Import credentials from another tool (e.g. an IDE's session).
+    Import { source: String },
+    /// Parse the config, print warnings and the credentials it yields, and exit.
+    CheckConfig,
+    /// Exit 0 when the local server answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match load_config(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(loaded.config.debug);
+    tracing::info!("configuration: {}", loaded.source);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    for n in &loaded.notes {
+        tracing::info!("{n}");
+    }
+    let config = loaded.config;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::CheckConfig => check_config(config),
+            Command::Healthcheck => healthcheck(&config).await,
+            Command::Login { provider } => Err(format!(
+                "no provider named `{provider}` supports login in this build; configure API keys under `claude-api-key` or `openai-compatibility`"
+            )),
+            Command::Import { source } => Err(format!("no importer named `{source}` in this build")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--config`, else `$CLIPROXY_CONFIG`, else `./config.yaml` if present, else built-in defaults; then the
+/// environment: `CLIPROXY_API_KEY` adds a client key, provider keys fill in when nothing is configured.
+fn load_config(flag: Option<&std::path::Path>) -> Result<Loaded, String> {
+    let path = flag
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CLIPROXY_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from("config.yaml");
+            p.exists().then_some(p)
+        });
+    let parsed = match &path {
+        Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
+        None => Config::from_yaml("").map_err(|e| e.to_string())?,
+    };
+    let mut loaded =
+        Loaded { config: parsed.config, warnings: parsed.warnings, notes: Vec::new(), source: String::new() };
+    loaded.source = path.as_ref().map_or("built-in defaults".to_string(), |p| p.display().to_string());
+    if let Some(k) = std::env::var("CLIPROXY_API_KEY").ok().filter(|k| !k.is_empty()) {
+        loaded.config.api_keys.push(Secret::new(k));
+    }
+    loaded.notes = loaded.config.apply_env_fallback(|n| std::env::var(n).ok());
+    Ok(loaded)
+}
+
+struct Loaded {
+    config: Config,
+    warnings: Vec<String>,
+    /// What the environment contributed (logged at info level).
+    notes: Vec<String>,
+    source: String,
+}
+
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let handle = cliproxy_server::serve(config, listener).await.map_err(|e| e.to_string())?;
+    let local = handle.local_addr();
+    let creds = handle.client().credentials();
+    tracing::info!(
+        credentials = creds.len(),
+        "serving {} credential(s): {}",
+        creds.len(),
+        creds.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{local}");
+        let _ = out.flush();
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining open requests for up to {} s", cliproxy_server::DRAIN.as_secs());
+    handle.shutdown(cliproxy_server::DRAIN).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn check_config(config: Config) -> Result<(), String> {
+    let rt_client = cliproxy_core::Client::new(config).map_err(|e| e.to_string())?;
+    println!("config OK");
+    for c in rt_client.credentials() {
+        println!("credential {} ({}), priority {}, {}", c.id, c.provider, c.priority, c.state.as_str());
+    }
+    for m in rt_client.models() {
+        println!("model {} via {}", m.id, m.providers.join(", "));
+    }
+    Ok(())
+}
+
+/// A plain HTTP/1.1 GET of /healthz on the configured port (the wildcard host maps to loopback).
+async fn healthcheck(config: &Config) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = match config.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        h => h,
+    };
+    let addr = if host.contains(':') { format!("[{host}]:{}", config.port) } else { format!("{host}:{}", config.port) };
+    let check = async {
+        let mut s =
+            tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+        let head = String::from_utf8_lossy(&buf);
+        if head.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!("unhealthy: {}", head.lines().next().unwrap_or("")))
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), check).await.map_err(|_| "timed out".to_string())?
+}

@@ -1,0 +1,123 @@
+//! Rendering core results onto HTTP: errors in the dialect of the endpoint that was called, and streamed
+//! replies as SSE with keepalive comments. This is the server's one mapping of `cliproxy_core::Error`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cliproxy_core::client::{Event, EventStream};
+use cliproxy_core::dialects::Dialect;
+use cliproxy_core::stream::sse::encode_event;
+use cliproxy_core::{Error, ErrorKind};
+use futures::{Stream, StreamExt};
+
+/// An error bound to the dialect it must be rendered in.
+pub struct ApiError {
+    pub dialect: Dialect,
+    pub error: Error,
+}
+
+impl ApiError {
+    pub fn new(dialect: Dialect, error: Error) -> Self {
+        ApiError { dialect, error }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = &self.error;
+        let body = match self.dialect {
+            Dialect::OpenAiChat => e.openai_body(),
+            Dialect::Anthropic => e.anthropic_body(),
+        };
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let h = resp.headers_mut();
+        if let Some(secs) = e.retry_after_secs() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if !e.is_retryable() {
+            h.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if e.kind() == ErrorKind::Upstream || e.kind() == ErrorKind::Timeout {
+            tracing::warn!(error = %e, "request failed");
+        } else {
+            tracing::debug!(error = %e, "request rejected");
+        }
+        resp
+    }
+}
+
+/// A complete JSON body.
+pub fn json(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A JSON body for a non-streaming request that sends whitespace every `interval` while the answer is pending,
+/// so proxies and load balancers with short idle timeouts keep the connection (JSON parsers skip the leading
+/// whitespace). The status is committed as 200 once the first keepalive goes out, so errors after that are
+/// sent as a JSON error body with that status.
+pub fn json_with_keepalive<F>(dialect: Dialect, interval: Duration, fut: F) -> Response
+where
+    F: std::future::Future<Output = Result<Bytes, Error>> + Send + 'static,
+{
+    let stream = futures::stream::unfold(Some(Box::pin(fut)), move |state| async move {
+        let mut fut = state?;
+        tokio::select! {
+            r = &mut fut => {
+                let body = match r {
+                    Ok(b) => b,
+                    Err(e) => Bytes::from(match dialect { Dialect::OpenAiChat => e.openai_body(), Dialect::Anthropic => e.anthropic_body() }),
+                };
+                Some((Ok::<_, std::convert::Infallible>(body), None))
+            }
+            () = tokio::time::sleep(interval) => Some((Ok(Bytes::from_static(b"\n")), Some(fut))),
+        }
+    });
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
+}
+
+/// Streams `events` as SSE. A failure after the stream started becomes an error event in the caller's dialect;
+/// silences longer than `keepalive` (if set) get an SSE comment.
+pub fn sse(dialect: Dialect, events: EventStream, keepalive: Option<Duration>) -> Response {
+    let frames = events.map(move |item| {
+        let mut buf = Vec::with_capacity(256);
+        match item {
+            Ok(Event { event, data }) => encode_event(event.as_deref(), &data, &mut buf),
+            Err(e) => {
+                tracing::warn!(error = %e, "stream failed after it started");
+                let (name, data) = match dialect {
+                    Dialect::OpenAiChat => (None, e.openai_body()),
+                    Dialect::Anthropic => (Some("error"), e.anthropic_body()),
+                };
+                encode_event(name, std::str::from_utf8(&data).unwrap_or_default(), &mut buf);
+            }
+        }
+        Ok::<Bytes, std::convert::Infallible>(Bytes::from(buf))
+    });
+    let body = match keepalive {
+        Some(every) => Body::from_stream(with_keepalive(frames, every)),
+        None => Body::from_stream(frames),
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// Interleaves `: keepalive` comments whenever `inner` is silent for `every`.
+fn with_keepalive<S>(inner: S, every: Duration) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>>
+where
+    S: Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    futures::stream::unfold(Box::pin(inner), move |mut inner| async move {
+        tokio::select! {
+            next = inner.next() => next.map(|item| (item, inner)),
+            () = tokio::time::sleep(every) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), inner)),
+        }
+    })
+}
