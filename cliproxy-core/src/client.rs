@@ -539,13 +539,10 @@ impl Client {
     /// the verification URL and user code; on success the new credential joins the pool at once.
     pub async fn login(&self, provider: &str, options: serde_json::Value) -> Result<LoginFlow> {
         let lp = providers::login_provider(provider).ok_or_else(|| {
+            let known: Vec<&str> = providers::LOGIN_PROVIDERS.iter().map(|(n, _)| *n).collect();
             Error::invalid_request(format!(
                 "provider `{provider}` has no interactive login (available: {})",
-                if providers::LOGIN_PROVIDERS.is_empty() {
-                    "none".to_string()
-                } else {
-                    providers::LOGIN_PROVIDERS.join(", ")
-                }
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
             ))
         })?;
         let device = lp.start(self.inner.ctx.clone(), options).await?;
@@ -556,6 +553,29 @@ impl Client {
         });
         self.inner.logins.lock().unwrap_or_else(|p| p.into_inner()).insert(id, flow.clone());
         Ok(flow)
+    }
+
+    /// Copies another tool's credentials (`source`, e.g. an IDE session) into the auth-dir as independent
+    /// accounts and adds them to the pool. Returns the written files.
+    pub fn import(&self, source: &str) -> Result<Vec<std::path::PathBuf>> {
+        let import = providers::importer(source).ok_or_else(|| {
+            let known: Vec<&str> = providers::IMPORTERS.iter().map(|(n, _)| *n).collect();
+            Error::invalid_request(format!(
+                "no importer named `{source}` (available: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ))
+        })?;
+        let written = import(&self.inner.ctx)?;
+        self.reload()?;
+        Ok(written)
+    }
+
+    /// Re-reads configured and auth-dir credentials (after an import or a file change). Cooldowns of
+    /// credentials that still exist are kept.
+    pub fn reload(&self) -> Result<()> {
+        let creds = providers::load_credentials(&self.inner.ctx)?;
+        self.inner.router.set_credentials(creds);
+        Ok(())
     }
 
     /// A login started earlier through this client.
@@ -921,4 +941,126 @@ fn unusable_error(model: &str) -> Error {
         ),
     )
     .with_model(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{Canned, FakeRuntime, ScriptedTransport};
+    use futures::executor::block_on;
+
+    const OK: &str = r#"{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+    const LIMITED: &str =
+        r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+
+    fn client(extra: &str) -> (Client, Arc<ScriptedTransport>, Arc<FakeRuntime>) {
+        let yaml = format!(
+            "openai-compatibility: [{{name: up, base-url: http://up.test/v1, api-key-entries: [{{api-key: k0}}, {{api-key: k1}}]}}]\n{extra}"
+        );
+        let transport = Arc::new(ScriptedTransport::default());
+        let runtime = Arc::new(FakeRuntime::new());
+        let client = Client::builder(Config::from_yaml(&yaml).unwrap().config)
+            .transport(transport.clone())
+            .runtime(runtime.clone())
+            .build()
+            .unwrap();
+        (client, transport, runtime)
+    }
+
+    fn body() -> Bytes {
+        Bytes::from_static(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#)
+    }
+
+    fn auth_of(t: &ScriptedTransport, i: usize) -> String {
+        t.requests.lock().unwrap()[i].headers()["authorization"].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn fails_over_and_cools_down_on_the_fake_clock() {
+        let (client, transport, runtime) = client("");
+        let mut limited = Canned::json(429, LIMITED);
+        limited.headers.push(("retry-after", "30".into()));
+        transport.push(limited);
+        transport.push(Canned::json(200, OK));
+        let Reply::Json { body: out, credential } = block_on(client.chat(body())).unwrap() else { panic!("json") };
+        assert_eq!(credential, "openai-compat:up-1");
+        assert!(std::str::from_utf8(&out).unwrap().contains("\"hi\""));
+        assert_eq!(auth_of(&transport, 0), "Bearer k0");
+        assert_eq!(auth_of(&transport, 1), "Bearer k1");
+
+        let cds = client.cooldowns();
+        assert_eq!(cds.len(), 1);
+        assert_eq!(cds[0].credential, "openai-compat:up-0");
+        assert_eq!(cds[0].until, runtime.now() + Duration::from_secs(30));
+
+        // While k0 cools down, every request goes to k1.
+        for _ in 0..3 {
+            transport.push(Canned::json(200, OK));
+            block_on(client.chat(body())).unwrap();
+        }
+        assert!((2..5).all(|i| auth_of(&transport, i) == "Bearer k1"));
+
+        runtime.advance(Duration::from_secs(30));
+        assert!(client.cooldowns().is_empty(), "cooldowns expire on their own");
+    }
+
+    #[test]
+    fn all_cooling_is_a_rate_limit_with_retry_after() {
+        let (client, transport, _) = client("max-retry-interval: 0");
+        for _ in 0..2 {
+            let mut limited = Canned::json(429, LIMITED);
+            limited.headers.push(("retry-after", "20".into()));
+            transport.push(limited);
+        }
+        let e = block_on(client.chat(body())).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
+        // The next request finds both keys cooling and does not touch the network.
+        let e = block_on(client.chat(body())).err().unwrap();
+        assert_eq!(e.code(), "model_cooldown");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
+        assert_eq!(transport.requests.lock().unwrap().len(), 2);
+        assert_eq!(client.reset_cooldowns(Some("openai-compat:up-0"), None), 1);
+        transport.push(Canned::json(200, OK));
+        block_on(client.chat(body())).unwrap();
+    }
+
+    #[test]
+    fn bad_request_is_not_retried_elsewhere() {
+        let (client, transport, _) = client("");
+        transport.push(Canned::json(
+            400,
+            r#"{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}"#,
+        ));
+        let e = block_on(client.chat(body())).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        assert_eq!(transport.requests.lock().unwrap().len(), 1);
+        assert!(client.cooldowns().is_empty());
+    }
+
+    #[test]
+    fn stream_error_before_first_event_fails_over() {
+        let (client, transport, _) = client("");
+        transport.push(Canned {
+            status: 200,
+            headers: vec![("content-type", "text/event-stream".into())],
+            chunks: vec![Bytes::from_static(
+                b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"code\":null}}\n\n",
+            )],
+        });
+        transport.push(Canned {
+            status: 200,
+            headers: vec![("content-type", "text/event-stream".into())],
+            chunks: vec![Bytes::from_static(
+                b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n",
+            )],
+        });
+        let streamed =
+            Bytes::from_static(br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#);
+        let Reply::Stream(s) = block_on(client.chat(streamed)).unwrap() else { panic!("stream") };
+        assert_eq!(s.credential(), "openai-compat:up-1");
+        let events: Vec<_> = block_on(s.collect::<Vec<_>>());
+        assert!(events.iter().all(|e| e.is_ok()));
+        assert_eq!(events.last().unwrap().as_ref().unwrap().data, "[DONE]");
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`stream`]: sans-IO SSE and AWS event-stream decoders; [`passthrough`]: same-dialect byte-level edits;
 //! - [`transport`]: the I/O seams; [`client`]: the engine tying them together; [`login`]: device logins.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod credential;
@@ -28,6 +29,9 @@ pub mod timefmt;
 pub mod tokens;
 pub mod transport;
 pub mod types;
+
+#[cfg(test)]
+mod test_support;
 
 pub use client::{Client, ClientBuilder, Event, EventStream, ProxyRequest, Reply};
 pub use error::{Error, ErrorKind};

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod login;
 pub mod management;
 pub mod render;
 

@@ -26,7 +26,18 @@ enum Command {
     /// Run the server (the default).
     Serve,
     /// Log in to a provider and store the credential in auth-dir.
-    Login { provider: String },
+    Login {
+        provider: String,
+        /// Kiro: log in through IAM Identity Center instead of AWS Builder ID.
+        #[arg(long)]
+        idc: bool,
+        /// Kiro Identity Center: your start URL (https://<org>.awsapps.com/start).
+        #[arg(long)]
+        start_url: Option<String>,
+        /// Kiro Identity Center: the region of your start URL.
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Import credentials from another tool (e.g. an IDE's session).
     Import { source: String },
     /// Parse the config, print warnings and the credentials it yields, and exit.
@@ -65,10 +76,11 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::CheckConfig => check_config(config),
             Command::Healthcheck => healthcheck(&config).await,
-            Command::Login { provider } => Err(format!(
-                "no provider named `{provider}` supports login in this build; configure API keys under `claude-api-key` or `openai-compatibility`"
-            )),
-            Command::Import { source } => Err(format!("no importer named `{source}` in this build")),
+            Command::Login { provider, idc, start_url, region } => {
+                let options = serde_json::json!({"idc": idc, "start_url": start_url, "region": region});
+                login(config, &provider, options).await
+            }
+            Command::Import { source } => import(config, &source),
         }
     });
     match result {
@@ -161,6 +173,46 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// Runs a device login: prints where to go and the code, shows progress while polling, stores the account.
+async fn login(config: Config, provider: &str, options: serde_json::Value) -> Result<(), String> {
+    let client = cliproxy_core::Client::new(config).map_err(|e| e.to_string())?;
+    let flow = client.login(provider, options).await.map_err(|e| e.to_string())?;
+    println!(
+        "To sign in to {provider}, open:\n\n    {}\n",
+        flow.verification_uri_complete.as_deref().unwrap_or(&flow.verification_uri)
+    );
+    println!("and enter the code:  {}\n", flow.user_code);
+    println!("Waiting for approval (the code expires in {} s)…", flow.expires_in);
+    let wait = flow.wait();
+    tokio::pin!(wait);
+    let started = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            r = &mut wait => {
+                let id = r.map_err(|e| e.to_string())?;
+                println!("\nLogged in: credential {id} is stored in the auth-dir and ready to use.");
+                return Ok(());
+            }
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                print!("\r  still waiting… {} s", started.elapsed().as_secs());
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+}
+
+fn import(config: Config, source: &str) -> Result<(), String> {
+    let client = cliproxy_core::Client::builder(config)
+        .runtime(std::sync::Arc::new(cliproxy_core::transport::TokioRuntime::current()))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let written = client.import(source).map_err(|e| e.to_string())?;
+    for p in &written {
+        println!("imported {}", p.display());
+    }
+    Ok(())
 }
 
 fn check_config(config: Config) -> Result<(), String> {

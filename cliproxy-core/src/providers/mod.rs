@@ -5,6 +5,7 @@
 pub mod claude;
 pub mod openai_compat;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -115,11 +116,49 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// Providers with an interactive login, by the name `login <provider>` takes.
-pub const LOGIN_PROVIDERS: &[&str] = &[];
+type MakeLogin = fn() -> Box<dyn LoginProvider>;
+pub const LOGIN_PROVIDERS: &[(&str, MakeLogin)] = &[];
+
+/// Loaders of auth-dir files, by the file's `type`.
+type AuthFileLoader = fn(&Arc<Ctx>, &Path, &serde_json::Value) -> Result<Arc<Credential>>;
+pub const AUTH_FILE_LOADERS: &[(&str, AuthFileLoader)] = &[];
+
+/// Importers of other tools' credentials into the auth-dir, by the name `import <source>` takes. Each returns
+/// the paths it wrote.
+type Importer = fn(&Arc<Ctx>) -> Result<Vec<PathBuf>>;
+pub const IMPORTERS: &[(&str, Importer)] = &[];
+
+/// Startup discovery of credentials other tools keep (an IDE's session), used in place. Each logs what it found.
+type Discoverer = fn(&Arc<Ctx>) -> Vec<Arc<Credential>>;
+pub const DISCOVERERS: &[Discoverer] = &[];
 
 /// The login implementation of `name`, if it has one.
 pub fn login_provider(name: &str) -> Option<Box<dyn LoginProvider>> {
-    LOGIN_PROVIDERS.iter().find(|p| **p == name).and(None)
+    LOGIN_PROVIDERS.iter().find(|(n, _)| *n == name).map(|(_, make)| make())
+}
+
+/// The importer named `name`, if any.
+pub fn importer(name: &str) -> Option<Importer> {
+    IMPORTERS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// Credentials from the auth-dir files whose `type` a provider owns; other files are left alone (the Go
+/// original's other providers may share the directory).
+fn load_auth_dir(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
+    let dir = crate::auth::store::auth_dir(&ctx.config);
+    let mut out = Vec::new();
+    for (path, value) in crate::auth::store::read_auth_files(&dir) {
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default();
+        let Some((_, load)) = AUTH_FILE_LOADERS.iter().find(|(t, _)| *t == kind) else { continue };
+        match load(ctx, &path, &value) {
+            Ok(c) => {
+                tracing::info!(credential = %c.id, file = %path.display(), "loaded account from auth-dir");
+                out.push(c);
+            }
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping auth file"),
+        }
+    }
+    out
 }
 
 /// Builds every credential the configuration describes. Each provider contributes its own loader.
@@ -162,6 +201,14 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
                 excluded_models: entry.excluded_models.clone(),
                 rate_limit: entry.rate_limit,
             }));
+        }
+    }
+    out.extend(load_auth_dir(ctx));
+    for discover in DISCOVERERS {
+        for c in discover(ctx) {
+            if !out.iter().any(|o| o.id == c.id) {
+                out.push(c);
+            }
         }
     }
     Ok(out)

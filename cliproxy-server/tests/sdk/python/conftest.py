@@ -1,0 +1,87 @@
+"""Starts the real mock upstream and the real server binaries for the official-SDK tests."""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+CLIENT_KEY = "sdk-client-key"
+MGMT = "sdk-mgmt-secret"
+
+
+def _start(argv, env=None):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    line = proc.stdout.readline().strip()
+    assert line.startswith("listening on "), f"{argv[0]} said {line!r}"
+    return proc, line[len("listening on "):]
+
+
+@pytest.fixture(scope="session")
+def mock():
+    proc, url = _start([os.path.join(TARGET, "debug", "cliproxy-mock"), "--port", "0"])
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def server_config(mock_url, extra=""):
+    return f"""
+port: 0
+api-keys: ["{CLIENT_KEY}"]
+remote-management: {{ secret-key: "{MGMT}" }}
+request-retry: 3
+max-retry-interval: 0
+timeouts: {{ first-byte-seconds: 2, idle-seconds: 10 }}
+claude-api-key:
+  - {{ api-key: sk-ant-sdk-1, base-url: "{mock_url}" }}
+openai-compatibility:
+  - name: mockcompat
+    base-url: "{mock_url}/v1"
+    api-key-entries: [{{ api-key: sk-compat-1 }}]
+    models: [{{ name: gpt-4o, alias: compat-gpt-4o }}]
+{extra}
+"""
+
+
+class Server:
+    def __init__(self, config_text):
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, "config.yaml")
+        with open(path, "w") as f:
+            f.write(config_text)
+        env = dict(os.environ)
+        env.pop("CLIPROXY_API_KEY", None)
+        self.proc, self.url = _start([os.path.join(TARGET, "debug", "cliproxy-server"), "--config", path], env)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(15)
+        self.dir.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server(mock):
+    s = Server(server_config(mock))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_server(mock):
+    started = []
+
+    def make(extra):
+        s = Server(server_config(mock, extra))
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def directive(**kw):
+    return "mock:" + json.dumps(kw, ensure_ascii=False, separators=(",", ":"))
