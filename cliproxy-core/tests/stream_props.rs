@@ -1,0 +1,373 @@
+//! Property tests of the stream decoders: the events or frames a stream decodes to must not depend on how
+//! the transport cut it into chunks, text must never be silently replaced, and corruption must be caught.
+
+use cliproxy_core::stream::StreamError;
+use cliproxy_core::stream::eventstream::{self, Frame, HeaderValue};
+use cliproxy_core::stream::invariants::{
+    Outcome, check_eventstream_split_invariance, check_sse_split_invariance, decode_eventstream, decode_sse,
+};
+use cliproxy_core::stream::sse::{self, SseEvent};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+const SSE_LIMIT: usize = sse::DEFAULT_MAX_EVENT_SIZE;
+const FRAME_LIMIT: usize = eventstream::DEFAULT_MAX_FRAME_SIZE;
+
+/// Characters weighted towards the ones that break naive decoders: multi-byte (2, 3 and 4 bytes, CJK and
+/// emoji with modifiers) and line breaks.
+fn text_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => proptest::char::range(' ', '~'),
+        2 => proptest::char::range('\u{80}', '\u{7FF}'),
+        2 => proptest::char::range('\u{4E00}', '\u{9FFF}'),
+        2 => proptest::char::range('\u{1F300}', '\u{1FAFF}'),
+        1 => Just('\u{1F3FD}'),
+        1 => Just('\r'),
+        1 => Just('\n'),
+        1 => any::<char>().prop_filter("U+FFFD is what the decoder must never invent", |c| *c != '\u{FFFD}'),
+    ]
+}
+
+fn text(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(text_char(), 0..max).prop_map(|cs| cs.into_iter().collect())
+}
+
+/// One generated event: what is written, and optional extras (a comment before it, id, retry).
+#[derive(Debug, Clone)]
+struct GenEvent {
+    event: Option<String>,
+    data: String,
+    id: Option<String>,
+    retry: Option<u64>,
+    comment: bool,
+}
+
+fn gen_event() -> impl Strategy<Value = GenEvent> {
+    (
+        proptest::option::of("[a-z_界👋]{1,12}"),
+        text(40),
+        proptest::option::of("[a-zA-Z0-9 世]{0,8}"),
+        proptest::option::of(any::<u64>()),
+        any::<bool>(),
+    )
+        .prop_map(|(event, data, id, retry, comment)| GenEvent { event, data, id, retry, comment })
+}
+
+/// How lines end: one style for the whole stream, or a random one per line.
+#[derive(Debug, Clone, Copy)]
+enum Endings {
+    Lf,
+    CrLf,
+    Cr,
+    Mixed,
+}
+
+fn endings() -> impl Strategy<Value = Endings> {
+    prop_oneof![Just(Endings::Lf), Just(Endings::CrLf), Just(Endings::Cr), Just(Endings::Mixed)]
+}
+
+/// A generated SSE stream and the events it must decode to.
+#[derive(Debug, Clone)]
+struct SseCase {
+    bytes: Vec<u8>,
+    expected: Vec<SseEvent>,
+}
+
+/// Writes `events` as an SSE stream. `seeds` pick per-line endings in `Mixed` mode; `tail` cuts the end:
+/// 0 keeps it, 1 drops the final blank line, 2 also drops the last line's ending (both must still deliver
+/// the last event, as `finish` does for servers that omit the blank line).
+fn build_sse(events: &[GenEvent], bom: bool, style: Endings, seeds: &[u8], tail: u8) -> SseCase {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for e in events {
+        if e.comment {
+            lines.push(": keep-alive 世".as_bytes().to_vec());
+        }
+        if let Some(id) = &e.id {
+            lines.push(format!("id: {id}").into_bytes());
+        }
+        if let Some(retry) = e.retry {
+            lines.push(format!("retry: {retry}").into_bytes());
+        }
+        let mut encoded = Vec::new();
+        sse::encode_event(e.event.as_deref(), &e.data, &mut encoded);
+        // `encode_event` ends lines with `\n` only; re-cut them so each can get its own ending.
+        encoded.truncate(encoded.len() - 2);
+        lines.extend(encoded.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+        lines.push(Vec::new());
+    }
+    if !events.is_empty() && tail > 0 {
+        lines.pop();
+    }
+    let mut bytes = Vec::new();
+    if bom {
+        bytes.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    let mut previous: &[u8] = b"";
+    for (n, line) in lines.iter().enumerate() {
+        bytes.extend_from_slice(line);
+        if tail == 2 && n + 1 == lines.len() {
+            break;
+        }
+        let seed = seeds.get(n % seeds.len().max(1)).copied().unwrap_or(0);
+        let mut ending: &[u8] = match style {
+            Endings::Lf => b"\n",
+            Endings::CrLf => b"\r\n",
+            Endings::Cr => b"\r",
+            Endings::Mixed => [&b"\n"[..], b"\r\n", b"\r"][usize::from(seed % 3)],
+        };
+        // A `\r` ending then an empty line ended by `\n` would read as one `\r\n`, losing the blank line:
+        // a real ambiguity of the format, so a writer must avoid it and so does this one.
+        if previous == b"\r" && line.is_empty() && ending == b"\n" {
+            ending = b"\r\n";
+        }
+        bytes.extend_from_slice(ending);
+        previous = ending;
+    }
+    let expected = events
+        .iter()
+        .map(|e| SseEvent {
+            event: e.event.clone(),
+            data: e.data.replace("\r\n", "\n").replace('\r', "\n"),
+            id: e.id.clone(),
+            retry: e.retry,
+        })
+        .collect();
+    SseCase { bytes, expected }
+}
+
+fn sse_case() -> impl Strategy<Value = SseCase> {
+    (
+        proptest::collection::vec(gen_event(), 0..6),
+        any::<bool>(),
+        endings(),
+        proptest::collection::vec(any::<u8>(), 1..16),
+        0u8..3,
+    )
+        .prop_map(|(events, bom, style, seeds, tail)| build_sse(&events, bom, style, &seeds, tail))
+}
+
+/// Cuts `bytes` at the given positions (in any order, repeats allowed).
+fn cut<'a>(bytes: &'a [u8], positions: &[usize]) -> Vec<&'a [u8]> {
+    let mut positions = positions.to_vec();
+    positions.sort_unstable();
+    positions.dedup();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for p in positions {
+        chunks.push(&bytes[start..p]);
+        start = p;
+    }
+    chunks.push(&bytes[start..]);
+    chunks
+}
+
+fn cut_at(bytes: &[u8], splits: &[Index]) -> Vec<usize> {
+    splits.iter().map(|i| i.index(bytes.len() + 1)).collect()
+}
+
+/// Every position that falls inside a multi-byte character or between a `\r` and a `\n`: the cuts that
+/// break decoders working per chunk.
+fn awkward_positions(bytes: &[u8]) -> Vec<usize> {
+    (1..bytes.len()).filter(|&p| (bytes[p] & 0xC0 == 0x80) || (bytes[p - 1] == b'\r' && bytes[p] == b'\n')).collect()
+}
+
+fn no_replacement_char(events: &[SseEvent]) -> bool {
+    events.iter().all(|e| !e.data.contains('\u{FFFD}') && !e.event.iter().any(|n| n.contains('\u{FFFD}')))
+}
+
+proptest! {
+    #[test]
+    fn sse_decodes_the_same_under_any_split(case in sse_case(), splits in proptest::collection::vec(any::<Index>(), 0..8)) {
+        let ok: Outcome<SseEvent> = (case.expected.clone(), None);
+        prop_assert_eq!(&decode_sse([&case.bytes[..]], SSE_LIMIT), &ok);
+        prop_assert_eq!(&decode_sse(cut(&case.bytes, &cut_at(&case.bytes, &splits)), SSE_LIMIT), &ok);
+        prop_assert_eq!(&decode_sse(case.bytes.chunks(1), SSE_LIMIT), &ok);
+        prop_assert_eq!(&decode_sse(cut(&case.bytes, &awkward_positions(&case.bytes)), SSE_LIMIT), &ok);
+    }
+
+    #[test]
+    fn sse_invalid_utf8_is_an_error_never_a_replacement(
+        case in sse_case(),
+        at in any::<Index>(),
+        bad in prop::sample::select(vec![
+            &b"\xFF"[..], b"\xC0\x80", b"\x80", b"\xED\xA0\x80", b"\xF4\x90\x80\x80", b"\xE4\xB8", b"\xF0\x9F\x91",
+        ]),
+        splits in proptest::collection::vec(any::<Index>(), 0..8),
+    ) {
+        let pos = at.index(case.bytes.len() + 1);
+        let mut bytes = case.bytes.clone();
+        bytes.splice(pos..pos, bad.iter().copied());
+        let whole = decode_sse([&bytes[..]], SSE_LIMIT);
+        prop_assert_eq!(&decode_sse(cut(&bytes, &cut_at(&bytes, &splits)), SSE_LIMIT), &whole);
+        prop_assert_eq!(&decode_sse(bytes.chunks(1), SSE_LIMIT), &whole);
+        let (events, err) = whole;
+        prop_assert!(no_replacement_char(&events));
+        prop_assert!(case.expected.starts_with(&events), "events before the fault are the genuine ones");
+        match err {
+            // The first bad byte is the inserted one, or a byte of a character it cut into.
+            Some(StreamError::InvalidUtf8 { offset }) => {
+                prop_assert!((pos.saturating_sub(3) as u64..=pos as u64 + 3).contains(&offset), "offset {} for insert at {}", offset, pos);
+            }
+            // An incomplete character can only be cut short by the end of the stream.
+            Some(StreamError::Truncated) => {
+                prop_assert!(!bytes[pos..].iter().any(|&b| b == b'\r' || b == b'\n'));
+            }
+            other => prop_assert!(false, "expected a UTF-8 error, got {:?}", other),
+        }
+    }
+
+    #[test]
+    fn sse_arbitrary_bytes_hold_the_shared_invariants(
+        pieces in proptest::collection::vec(prop::sample::select(vec![
+            &b"data: "[..], b"data:", b"event: x", b"id: 1", b"retry: 10", b":c", b"\r", b"\n", b"\r\n", b"x",
+            "é".as_bytes(), "世".as_bytes(), "👋🏽".as_bytes(), b"\xEF\xBB\xBF", b"\xE4", b"\xFF", b"\xF0\x9F",
+        ]), 0..40),
+        control in any::<u8>(),
+    ) {
+        let mut input = vec![control];
+        input.extend(pieces.concat());
+        check_sse_split_invariance(&input);
+    }
+}
+
+fn header_value() -> impl Strategy<Value = HeaderValue> {
+    prop_oneof![
+        any::<bool>().prop_map(HeaderValue::Bool),
+        any::<i8>().prop_map(HeaderValue::Byte),
+        any::<i16>().prop_map(HeaderValue::Short),
+        any::<i32>().prop_map(HeaderValue::Int),
+        any::<i64>().prop_map(HeaderValue::Long),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(HeaderValue::Bytes),
+        text(30).prop_map(HeaderValue::String),
+        any::<i64>().prop_map(HeaderValue::Timestamp),
+        any::<[u8; 16]>().prop_map(HeaderValue::Uuid),
+    ]
+}
+
+fn frame() -> impl Strategy<Value = Frame> {
+    let name = prop_oneof![
+        prop::sample::select(vec![":event-type", ":message-type", ":content-type", ":exception-type"])
+            .prop_map(String::from),
+        text(20),
+    ];
+    (proptest::collection::vec((name, header_value()), 0..6), proptest::collection::vec(any::<u8>(), 0..300))
+        .prop_map(|(headers, payload)| Frame { headers, payload: payload.into() })
+}
+
+fn encode_frames(frames: &[Frame]) -> (Vec<u8>, Vec<usize>) {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for f in frames {
+        starts.push(bytes.len());
+        let headers: Vec<(&str, HeaderValue)> = f.headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        bytes.extend(eventstream::encode_frame(&headers, &f.payload));
+    }
+    (bytes, starts)
+}
+
+proptest! {
+    #[test]
+    fn eventstream_decodes_the_same_under_any_split(
+        frames in proptest::collection::vec(frame(), 0..6),
+        splits in proptest::collection::vec(any::<Index>(), 0..8),
+    ) {
+        let (bytes, _) = encode_frames(&frames);
+        let ok: Outcome<Frame> = (frames, None);
+        prop_assert_eq!(&decode_eventstream([&bytes[..]], FRAME_LIMIT), &ok);
+        prop_assert_eq!(&decode_eventstream(cut(&bytes, &cut_at(&bytes, &splits)), FRAME_LIMIT), &ok);
+        prop_assert_eq!(&decode_eventstream(bytes.chunks(1), FRAME_LIMIT), &ok);
+    }
+
+    #[test]
+    fn eventstream_any_corrupted_byte_is_caught_by_a_crc(
+        frames in proptest::collection::vec(frame(), 1..4),
+        at in any::<Index>(),
+        mask in 1u8..=255,
+        splits in proptest::collection::vec(any::<Index>(), 0..4),
+    ) {
+        let (mut bytes, starts) = encode_frames(&frames);
+        let pos = at.index(bytes.len());
+        bytes[pos] ^= mask;
+        let hit = starts.iter().rposition(|&s| s <= pos).unwrap();
+        let whole = decode_eventstream([&bytes[..]], FRAME_LIMIT);
+        prop_assert_eq!(&decode_eventstream(cut(&bytes, &cut_at(&bytes, &splits)), FRAME_LIMIT), &whole);
+        let (decoded, err) = whole;
+        prop_assert_eq!(&decoded[..], &frames[..hit], "frames before the corrupted one are delivered intact");
+        // CRC-32 catches every single-byte error: the prelude's own CRC for the first 12 bytes of a frame,
+        // the message CRC for the rest.
+        if pos - starts[hit] < 12 {
+            prop_assert!(matches!(err, Some(StreamError::BadPreludeCrc { .. })), "{:?}", err);
+        } else {
+            prop_assert!(matches!(err, Some(StreamError::BadMessageCrc { .. })), "{:?}", err);
+        }
+    }
+
+    #[test]
+    fn eventstream_mutated_streams_hold_the_shared_invariants(
+        frames in proptest::collection::vec(frame(), 0..4),
+        edits in proptest::collection::vec((any::<Index>(), any::<u8>(), 0u8..3), 0..4),
+        control in any::<u8>(),
+    ) {
+        let (mut bytes, _) = encode_frames(&frames);
+        for (at, byte, op) in edits {
+            let pos = at.index(bytes.len() + 1);
+            match op {
+                0 if pos < bytes.len() => bytes[pos] = byte,
+                1 => bytes.insert(pos, byte),
+                _ => bytes.truncate(pos),
+            }
+        }
+        let mut input = vec![control];
+        input.extend(bytes);
+        check_eventstream_split_invariance(&input);
+    }
+}
+
+/// The text the original proxy mangled: 2-, 3- and 4-byte characters and an emoji with a skin-tone modifier.
+const MIXED_TEXT: &str = "héllo 世界 👋🏽";
+
+/// Decodes `stream` cut at every position and at every pair of positions, and asserts each gives the
+/// outcome of the uncut stream, which it returns.
+fn assert_every_cut_agrees<T: PartialEq + std::fmt::Debug>(
+    stream: &[u8],
+    decode: impl Fn(Vec<&[u8]>) -> Outcome<T>,
+) -> Outcome<T> {
+    let whole = decode(vec![stream]);
+    for i in 0..=stream.len() {
+        for j in i..=stream.len() {
+            assert_eq!(decode(cut(stream, &[i, j])), whole, "cuts at {i} and {j}");
+        }
+    }
+    whole
+}
+
+#[test]
+fn sse_every_single_and_double_cut_gives_identical_events() {
+    let mut stream = Vec::new();
+    sse::encode_event(Some("content_block_delta"), MIXED_TEXT, &mut stream);
+    stream.extend_from_slice(format!("data: {MIXED_TEXT}\r\ndata: {MIXED_TEXT}\r\n\r\n").as_bytes());
+    stream.extend_from_slice(format!(": {MIXED_TEXT}\rdata: {MIXED_TEXT}\r\r").as_bytes());
+    let (events, err) = assert_every_cut_agrees(&stream, |chunks| decode_sse(chunks, SSE_LIMIT));
+    assert_eq!(err, None);
+    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    let two_lines = format!("{MIXED_TEXT}\n{MIXED_TEXT}");
+    assert_eq!(data, [MIXED_TEXT, &two_lines, MIXED_TEXT]);
+    assert_eq!(events[0].event.as_deref(), Some("content_block_delta"));
+}
+
+#[test]
+fn eventstream_every_single_and_double_cut_gives_identical_frames() {
+    let headers = [
+        (":event-type", HeaderValue::String("assistantResponseEvent".into())),
+        ("note", HeaderValue::String(MIXED_TEXT.into())),
+    ];
+    let payload = format!("{{\"content\":\"{MIXED_TEXT}\"}}");
+    let mut stream = eventstream::encode_frame(&headers, payload.as_bytes());
+    stream.extend(eventstream::encode_frame(&[], MIXED_TEXT.as_bytes()));
+    let (frames, err) = assert_every_cut_agrees(&stream, |chunks| decode_eventstream(chunks, FRAME_LIMIT));
+    assert_eq!(err, None);
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].header_str("note"), Some(MIXED_TEXT));
+    assert_eq!(&frames[0].payload[..], payload.as_bytes());
+    assert_eq!(&frames[1].payload[..], MIXED_TEXT.as_bytes());
+}
