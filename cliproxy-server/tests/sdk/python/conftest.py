@@ -27,14 +27,19 @@ def mock():
     proc.wait(10)
 
 
-def server_config(mock_url, extra=""):
-    return f"""
+BASE = f"""
 port: 0
 api-keys: ["{CLIENT_KEY}"]
 remote-management: {{ secret-key: "{MGMT}" }}
 request-retry: 3
 max-retry-interval: 0
 timeouts: {{ first-byte-seconds: 2, idle-seconds: 10 }}
+"""
+
+
+def server_config(mock_url):
+    """The base settings plus one Claude key and one OpenAI-compatible entry on the mock."""
+    return BASE + f"""
 claude-api-key:
   - {{ api-key: sk-ant-sdk-1, base-url: "{mock_url}" }}
 openai-compatibility:
@@ -42,7 +47,6 @@ openai-compatibility:
     base-url: "{mock_url}/v1"
     api-key-entries: [{{ api-key: sk-compat-1 }}]
     models: [{{ name: gpt-4o, alias: compat-gpt-4o }}]
-{extra}
 """
 
 
@@ -71,10 +75,11 @@ def server(mock):
 
 @pytest.fixture
 def make_server(mock):
+    """Starts a server with the base settings and the given provider section (YAML text)."""
     started = []
 
-    def make(extra):
-        s = Server(server_config(mock, extra))
+    def make(providers):
+        s = Server(BASE + providers)
         started.append(s)
         return s
 
