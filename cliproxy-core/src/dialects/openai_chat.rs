@@ -1062,7 +1062,8 @@ impl StreamParser {
             if let Some(delta) = choice.delta {
                 self.delta(delta, out)?;
             }
-            if let Some(reason) = choice.finish_reason {
+            // Some servers send `"finish_reason": ""` on every chunk until the real one.
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.0.is_empty()) {
                 self.close(out);
                 self.saw_finish_reason = true;
                 self.stop_reason = Some(parse_finish_reason(&reason.0));
@@ -2020,8 +2021,10 @@ mod tests {
     #[test]
     fn stream_endings() {
         // finish_reason, then the connection closes without usage or [DONE]: complete, zero usage.
-        let evs = run(&[chunk(json!({"content": "a"}), Some("stop"))]).unwrap();
+        let evs =
+            run(&[chunk(json!({"content": "a"}), Some("")), chunk(json!({"content": "b"}), Some("stop"))]).unwrap();
         assert!(matches!(evs.last(), Some(StreamEvent::Finish { stop_reason: Some(StopReason::EndTurn), .. })));
+        assert_eq!(evs.iter().filter(|e| matches!(e, StreamEvent::TextDelta { .. })).count(), 2);
         // [DONE] without any finish_reason: the reason is inferred.
         let evs = run(&[
             chunk(json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f"}}]}), None),
