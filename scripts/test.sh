@@ -20,6 +20,13 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the core builds without tokio and reqwest"
+cargo check -p cliproxy-core --no-default-features --locked
+if cargo tree -p cliproxy-core --no-default-features -e normal --locked | grep -E '(^| )(tokio|reqwest) v'; then
+  echo "cliproxy-core without default features must not depend on tokio or reqwest" >&2
+  exit 1
+fi
+
 step "cargo test (dev profile; also builds the server and mock binaries the other suites use)"
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
