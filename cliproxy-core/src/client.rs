@@ -368,6 +368,7 @@ impl Client {
         .await;
         let mut resp = sent.map_err(|e| Failure::Class(transport_class(e.into())))?;
         let status = resp.status.as_u16();
+        provider.observe_response(cred, &resp.headers, self.now());
         if status >= 400 {
             let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await.unwrap_or_default();
             return Err(Failure::Class(provider.classify_error(status, &resp.headers, &body, self.now())));

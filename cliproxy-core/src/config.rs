@@ -69,6 +69,7 @@ pub struct Config {
     pub debug: bool,
     pub claude_api_key: Vec<ClaudeKey>,
     pub openai_compatibility: Vec<OpenAiCompatibility>,
+    pub github_copilot: GithubCopilot,
 }
 
 impl Default for Config {
@@ -92,6 +93,7 @@ impl Default for Config {
             debug: false,
             claude_api_key: Vec::new(),
             openai_compatibility: Vec::new(),
+            github_copilot: GithubCopilot::default(),
         }
     }
 }
@@ -213,6 +215,28 @@ pub struct OpenAiCompatibility {
     pub models: Vec<ModelAlias>,
     pub excluded_models: Vec<String>,
     pub rate_limit: RateLimit,
+}
+
+/// GitHub Copilot hosts. Every one is overridable so GitHub Enterprise (and a mock upstream) work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct GithubCopilot {
+    /// The device-flow login host.
+    pub github_base_url: String,
+    /// The REST API: Copilot token exchange, the user's login, quota.
+    pub github_api_base_url: String,
+    /// Chat and models. Empty: the `endpoints.api` the Copilot token names (it differs per plan).
+    pub api_base_url: String,
+}
+
+impl Default for GithubCopilot {
+    fn default() -> Self {
+        GithubCopilot {
+            github_base_url: "https://github.com".into(),
+            github_api_base_url: "https://api.github.com".into(),
+            api_base_url: String::new(),
+        }
+    }
 }
 
 /// A parsed configuration and the warnings produced while reading it (unknown keys, env fallbacks).

@@ -40,6 +40,12 @@ pub enum RefreshError {
 /// Obtains a new access token. Implementations persist rotated refresh tokens themselves (atomically).
 pub trait Refresher: Send + Sync + 'static {
     fn refresh<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, std::result::Result<Token, RefreshError>>;
+
+    /// How long before expiry to replace the token this refresher issued last, for upstreams that say when
+    /// (Copilot's `refresh_in`). `None` keeps the lead given to [`RefreshingToken::new`].
+    fn lead(&self) -> Option<Duration> {
+        None
+    }
 }
 
 struct State {
@@ -73,6 +79,10 @@ impl RefreshingToken {
         }
     }
 
+    fn lead(&self) -> Duration {
+        self.refresher.lead().unwrap_or(self.lead)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -82,7 +92,7 @@ impl RefreshingToken {
         let s = self.lock();
         let t = s.token.as_ref()?;
         match t.expires_at {
-            Some(exp) if exp <= now + self.lead => None,
+            Some(exp) if exp <= now + self.lead() => None,
             _ => Some(t.clone()),
         }
     }
@@ -98,9 +108,12 @@ impl RefreshingToken {
             let recent = s
                 .last_refresh
                 .is_some_and(|t| t >= started || now.duration_since(t).unwrap_or_default() < FORCE_DEBOUNCE);
-            if let (true, Some(t)) = (recent || !force, &s.token) {
-                let still_fresh = t.expires_at.is_none_or(|e| e > now + self.lead);
-                if recent || still_fresh {
+            if let Some(t) = &s.token {
+                // A recent refresh is reused only while its token is valid: short-lived tokens (Copilot's can
+                // live seconds) may expire within the debounce window.
+                let valid = t.expires_at.is_none_or(|e| e > now);
+                let still_fresh = t.expires_at.is_none_or(|e| e > now + self.lead());
+                if (recent && valid) || (!force && still_fresh) {
                     return Ok(t.clone());
                 }
             }
@@ -148,7 +161,7 @@ impl RefreshingToken {
                     let now = ctx.runtime.now();
                     let wait = match this.lock().token.as_ref().and_then(|t| t.expires_at) {
                         Some(exp) => {
-                            exp.checked_sub(this.lead).and_then(|t| t.duration_since(now).ok()).unwrap_or_default()
+                            exp.checked_sub(this.lead()).and_then(|t| t.duration_since(now).ok()).unwrap_or_default()
                         }
                         None => Duration::from_secs(3600),
                     };

@@ -3,6 +3,7 @@
 //! transport seam, so every provider is testable with plain byte fixtures.
 
 pub mod claude;
+pub mod copilot;
 pub mod openai_compat;
 
 use std::path::{Path, PathBuf};
@@ -109,6 +110,10 @@ pub trait Provider: Send + Sync + 'static {
         1
     }
 
+    /// Sees the headers of every upstream answer (success or error) before it is used, for providers that learn
+    /// the account's state from them (Copilot's quota snapshots). Default: nothing.
+    fn observe_response(&self, _credential: &Credential, _headers: &http::HeaderMap, _now: SystemTime) {}
+
     /// The credential's quota as the provider last saw it (remaining requests, reset date), for `Client::usage`.
     fn quota(&self, _credential: &Credential) -> Option<serde_json::Value> {
         None
@@ -117,20 +122,20 @@ pub trait Provider: Send + Sync + 'static {
 
 /// Providers with an interactive login, by the name `login <provider>` takes.
 type MakeLogin = fn() -> Box<dyn LoginProvider>;
-pub const LOGIN_PROVIDERS: &[(&str, MakeLogin)] = &[];
+pub const LOGIN_PROVIDERS: &[(&str, MakeLogin)] = &[("copilot", copilot::login_provider)];
 
 /// Loaders of auth-dir files, by the file's `type`.
 type AuthFileLoader = fn(&Arc<Ctx>, &Path, &serde_json::Value) -> Result<Arc<Credential>>;
-pub const AUTH_FILE_LOADERS: &[(&str, AuthFileLoader)] = &[];
+pub const AUTH_FILE_LOADERS: &[(&str, AuthFileLoader)] = &[("github-copilot", copilot::load_auth_file)];
 
 /// Importers of other tools' credentials into the auth-dir, by the name `import <source>` takes. Each returns
 /// the paths it wrote.
 type Importer = fn(&Arc<Ctx>) -> Result<Vec<PathBuf>>;
-pub const IMPORTERS: &[(&str, Importer)] = &[];
+pub const IMPORTERS: &[(&str, Importer)] = &[("copilot", copilot::import)];
 
 /// Startup discovery of credentials other tools keep (an IDE's session), used in place. Each logs what it found.
 type Discoverer = fn(&Arc<Ctx>) -> Vec<Arc<Credential>>;
-pub const DISCOVERERS: &[Discoverer] = &[];
+pub const DISCOVERERS: &[Discoverer] = &[copilot::discover];
 
 /// The login implementation of `name`, if it has one.
 pub fn login_provider(name: &str) -> Option<Box<dyn LoginProvider>> {

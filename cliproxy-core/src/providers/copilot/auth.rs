@@ -1,0 +1,545 @@
+//! Copilot accounts: the GitHub device login, the auth-dir file (the Go original's `github-copilot-{user}.json`),
+//! editor plugins' `apps.json` / `hosts.json`, the GitHub → Copilot token exchange, and the background refresh
+//! of each account's model list and quota.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{API_VERSION, Account, Copilot, EDITOR_PLUGIN_VERSION, EDITOR_VERSION, USER_AGENT, api_headers, lock};
+use crate::auth::refresh::{RefreshError, Refresher, RefreshingToken, Token};
+use crate::auth::store::{auth_dir, file_stem, write_json_atomic};
+use crate::config::{RateLimit, Secret};
+use crate::credential::{Credential, CredentialState};
+use crate::error::{Error, ErrorKind, Result};
+use crate::login::{DeviceLogin, LoginProvider};
+use crate::providers::{Ctx, join_url};
+use crate::transport::{TransportError, TransportErrorKind, UpstreamProxy, read_body, with_timeout};
+
+/// The OAuth app of GitHub's editor plugins; Copilot's token exchange accepts only its tokens.
+pub const CLIENT_ID: &str = "Iv1.b507a08c87ecfe98";
+/// The auth-file `type`.
+pub const FILE_TYPE: &str = "github-copilot";
+/// How long before expiry the Copilot token is replaced when its answer gives no `refresh_in`.
+const DEFAULT_LEAD: Duration = Duration::from_secs(300);
+/// How often an account's model list and quota are fetched again.
+const CATALOGUE_EVERY: Duration = Duration::from_secs(30 * 60);
+/// Retry delay after a failed catalogue fetch.
+const CATALOGUE_RETRY: Duration = Duration::from_secs(5 * 60);
+/// The shortest pause between device-flow polls, whatever the server says (it may say 0).
+const MIN_POLL: Duration = Duration::from_millis(100);
+/// Largest answer read from GitHub's endpoints.
+const MAX_BODY: usize = 4 << 20;
+
+/// One HTTP exchange with GitHub: status, headers, body. Transport failures become upstream errors.
+async fn send(ctx: &Ctx, req: http::Request<Bytes>) -> Result<(u16, http::HeaderMap, Bytes)> {
+    let t = &ctx.config.timeouts;
+    let first = Duration::from_secs(t.first_byte_seconds.max(1));
+    let idle = Duration::from_secs(t.idle_seconds.max(1));
+    let mut resp = with_timeout(&ctx.runtime, first, ctx.transport.send(req), || {
+        Err(TransportError::new(TransportErrorKind::Timeout, "GitHub did not answer in time"))
+    })
+    .await
+    .map_err(Error::from)?;
+    let body = read_body(&ctx.runtime, &mut resp.body, MAX_BODY, idle).await?;
+    Ok((resp.status.as_u16(), resp.headers, body))
+}
+
+fn with_proxy(mut b: http::request::Builder, proxy: Option<&String>) -> http::request::Builder {
+    if let Some(p) = proxy {
+        b = b.extension(UpstreamProxy(p.clone()));
+    }
+    b
+}
+
+/// A GET against GitHub's REST API with the GitHub token and the editor identity the Copilot endpoints want.
+fn github_get(url: &str, github_token: &Secret, proxy: Option<&String>) -> Result<http::Request<Bytes>> {
+    let b = http::Request::get(url)
+        .header(http::header::AUTHORIZATION, format!("token {}", github_token.expose()))
+        .header(http::header::ACCEPT, "application/json")
+        .header("editor-version", EDITOR_VERSION)
+        .header("editor-plugin-version", EDITOR_PLUGIN_VERSION)
+        .header(http::header::USER_AGENT, USER_AGENT)
+        .header("x-github-api-version", API_VERSION);
+    with_proxy(b, proxy).body(Bytes::new()).map_err(|e| Error::config(format!("cannot build GitHub request: {e}")))
+}
+
+/// The text of a GitHub error answer, for messages (never a token: GitHub does not echo them).
+fn snippet(body: &[u8]) -> String {
+    let v: Option<Value> = serde_json::from_slice(body).ok();
+    let from_json = v.as_ref().and_then(|v| {
+        v.get("message")
+            .or_else(|| v.get("error_description"))
+            .or_else(|| v.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().chars().take(300).collect())
+}
+
+/// Exchanges the GitHub token for a Copilot token (`copilot_internal/v2/token`).
+pub(super) struct Exchange {
+    account: Arc<Account>,
+    /// `expires_at − refresh_in` of the last token: when Copilot wants it replaced.
+    lead: Mutex<Option<Duration>>,
+}
+
+#[derive(Deserialize)]
+struct TokenEnvelope {
+    token: String,
+    expires_at: Option<u64>,
+    refresh_in: Option<u64>,
+    #[serde(default)]
+    endpoints: Option<Endpoints>,
+}
+
+#[derive(Deserialize)]
+struct Endpoints {
+    api: Option<String>,
+}
+
+impl Refresher for Exchange {
+    fn refresh<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, std::result::Result<Token, RefreshError>> {
+        async move {
+            let a = &self.account;
+            let url = join_url(&a.github_api, "/copilot_internal/v2/token");
+            let req = github_get(&url, &a.github_token, a.proxy_url.as_ref()).map_err(RefreshError::Transient)?;
+            let (status, _, body) = send(ctx, req).await.map_err(RefreshError::Transient)?;
+            match status {
+                200 => {}
+                401 => {
+                    return Err(RefreshError::NeedsLogin(format!(
+                        "GitHub rejected the account's token (revoked or expired: {}); run `cliproxy-server login copilot`",
+                        snippet(&body)
+                    )));
+                }
+                403 if !snippet(&body).to_ascii_lowercase().contains("rate limit") => {
+                    return Err(RefreshError::NeedsLogin(format!(
+                        "this GitHub account has no Copilot access: {}",
+                        snippet(&body)
+                    )));
+                }
+                s => {
+                    return Err(RefreshError::Transient(Error::upstream(
+                        Some(s),
+                        format!("Copilot token exchange failed ({s}): {}", snippet(&body)),
+                    )));
+                }
+            }
+            let env: TokenEnvelope = serde_json::from_slice(&body).map_err(|e| {
+                RefreshError::Transient(Error::upstream(Some(200), format!("unreadable Copilot token answer: {e}")))
+            })?;
+            let now = ctx.runtime.now();
+            let expires_at = env.expires_at.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s));
+            let lifetime = expires_at.and_then(|e| e.duration_since(now).ok());
+            let lead = match (lifetime, env.refresh_in) {
+                (Some(l), Some(r)) => l.saturating_sub(Duration::from_secs(r)),
+                (Some(l), None) => DEFAULT_LEAD.min(l / 2),
+                (None, _) => DEFAULT_LEAD,
+            };
+            *lock(&self.lead) = Some(lead);
+            let base_url = env.endpoints.and_then(|e| e.api).filter(|u| !u.is_empty());
+            Ok(Token { access: Secret::new(env.token), expires_at, base_url })
+        }
+        .boxed()
+    }
+
+    fn lead(&self) -> Option<Duration> {
+        *lock(&self.lead)
+    }
+}
+
+/// Settings an auth file may carry besides the token (the Go original's generic keys).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FileOptions {
+    prefix: Option<String>,
+    priority: i32,
+    proxy_url: Option<String>,
+    excluded_models: Vec<String>,
+}
+
+/// Builds the credential of a GitHub token and starts its catalogue refresh.
+fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) -> Arc<Credential> {
+    let opts: FileOptions = serde_json::from_value(file.clone()).unwrap_or_default();
+    let config = &ctx.config;
+    let id = format!("copilot:{stem}");
+    let proxy_url = opts.proxy_url.filter(|p| !p.is_empty()).or_else(|| config.proxy_url.clone());
+    let account = Arc::new(Account {
+        id: id.clone(),
+        github_token,
+        github_api: config.github_copilot.github_api_base_url.clone(),
+        proxy_url: proxy_url.clone(),
+        models: Mutex::new(None),
+        quota: Mutex::new(Default::default()),
+    });
+    let exchange = Exchange { account: account.clone(), lead: Mutex::new(None) };
+    let token = Arc::new(RefreshingToken::new(id.clone(), Box::new(exchange), None, DEFAULT_LEAD));
+    let api = config.github_copilot.api_base_url.trim();
+    let cred = Arc::new(Credential {
+        id,
+        provider: Arc::new(Copilot { account: account.clone() }),
+        token,
+        base_url: (!api.is_empty()).then(|| api.to_owned()),
+        prefix: opts.prefix.filter(|p| !p.is_empty()),
+        priority: opts.priority,
+        headers: Vec::new(),
+        proxy_url,
+        models: Vec::new(),
+        excluded_models: opts.excluded_models,
+        rate_limit: RateLimit::default(),
+    });
+    spawn_catalogue(ctx.clone(), Arc::downgrade(&cred), account);
+    cred
+}
+
+/// Fetches the account's models and quota now and every [`CATALOGUE_EVERY`], for as long as the credential
+/// lives; stops when it needs a new login.
+fn spawn_catalogue(ctx: Arc<Ctx>, cred: Weak<Credential>, account: Arc<Account>) {
+    let account = Arc::downgrade(&account);
+    let rt = ctx.runtime.clone();
+    rt.spawn(
+        async move {
+            loop {
+                let (Some(c), Some(a)) = (cred.upgrade(), account.upgrade()) else { return };
+                let ok = refresh_catalogue(&ctx, &c, &a).await;
+                if matches!(c.token.state(), CredentialState::NeedsLogin(_)) {
+                    return;
+                }
+                drop((c, a));
+                ctx.runtime.sleep(if ok { CATALOGUE_EVERY } else { CATALOGUE_RETRY }).await;
+            }
+        }
+        .boxed(),
+    );
+}
+
+/// One round: `/models` with the Copilot token, `copilot_internal/user` with the GitHub token. Returns whether
+/// the model list was fetched.
+async fn refresh_catalogue(ctx: &Ctx, cred: &Credential, account: &Account) -> bool {
+    let models = async {
+        let access = cred.token.access(ctx, false).await?;
+        let base = cred.base_url.as_deref().or(access.base_url.as_deref()).unwrap_or(super::DEFAULT_API_BASE_URL);
+        let b = api_headers(http::Request::get(join_url(base, "/models")), access.token.expose())
+            .header(http::header::ACCEPT, "application/json");
+        let req = with_proxy(b, cred.proxy_url.as_ref())
+            .body(Bytes::new())
+            .map_err(|e| Error::config(format!("cannot build Copilot request: {e}")))?;
+        let (status, headers, body) = send(ctx, req).await?;
+        cred.provider.observe_response(cred, &headers, ctx.runtime.now());
+        if status != 200 {
+            return Err(Error::upstream(Some(status), format!("Copilot /models failed: {}", snippet(&body))));
+        }
+        super::parse_models(&body)
+    };
+    let ok = match models.await {
+        Ok(list) => {
+            tracing::info!(credential = %account.id, models = list.len(), "GitHub Copilot models fetched");
+            *lock(&account.models) = Some(list);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(credential = %account.id, error = %e, "cannot fetch GitHub Copilot models");
+            false
+        }
+    };
+    let url = join_url(&account.github_api, "/copilot_internal/user");
+    if let Ok(req) = github_get(&url, &account.github_token, account.proxy_url.as_ref()) {
+        match send(ctx, req).await {
+            Ok((200, _, body)) => match serde_json::from_slice::<Value>(&body) {
+                Ok(v) => lock(&account.quota).observe_user(&v, ctx.runtime.now()),
+                Err(e) => tracing::debug!(credential = %account.id, "unreadable Copilot quota answer: {e}"),
+            },
+            Ok((s, _, _)) => tracing::debug!(credential = %account.id, status = s, "Copilot quota unavailable"),
+            Err(e) => tracing::debug!(credential = %account.id, error = %e, "Copilot quota unavailable"),
+        }
+    }
+    ok
+}
+
+/// The loader of `github-copilot` auth files.
+pub fn load_auth_file(ctx: &Arc<Ctx>, path: &Path, value: &Value) -> Result<Arc<Credential>> {
+    let token = value
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::config(format!("{}: `access_token` is missing", path.display())))?;
+    Ok(credential(ctx, &file_stem(path), Secret::new(token), value))
+}
+
+/// `github-copilot-{user}` with characters unsafe in file names replaced.
+fn stem_for(user: &str) -> String {
+    let clean: String = user
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    format!("{FILE_TYPE}-{clean}")
+}
+
+/// The auth file of an account, in the Go original's shape.
+fn account_file(user: &str, name: Option<&str>, email: Option<&str>, token: &str, scope: &str, now_ms: u128) -> Value {
+    json!({
+        "type": FILE_TYPE,
+        "username": user,
+        "email": email.unwrap_or_default(),
+        "name": name.unwrap_or_default(),
+        "access_token": token,
+        "token_type": "bearer",
+        "scope": scope,
+        "timestamp": now_ms as u64,
+    })
+}
+
+fn unix_ms(ctx: &Ctx) -> u128 {
+    ctx.runtime.now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Device login
+
+/// `cliproxy-server login copilot`.
+pub struct CopilotLogin;
+
+pub fn login_provider() -> Box<dyn LoginProvider> {
+    Box::new(CopilotLogin)
+}
+
+#[derive(Deserialize)]
+struct DeviceCode {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    verification_uri_complete: Option<String>,
+    #[serde(default = "default_expires_in")]
+    expires_in: u64,
+    #[serde(default = "default_interval")]
+    interval: u64,
+}
+
+fn default_expires_in() -> u64 {
+    900
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+/// A poll answer: a token, or an error code (GitHub sends either with status 200, some servers 400).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PollAnswer {
+    access_token: Option<String>,
+    scope: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    interval: Option<u64>,
+}
+
+fn post_form_json(url: &str, body: &Value, proxy: Option<&String>) -> Result<http::Request<Bytes>> {
+    let b = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::USER_AGENT, USER_AGENT);
+    with_proxy(b, proxy)
+        .body(Bytes::from(body.to_string()))
+        .map_err(|e| Error::config(format!("cannot build GitHub request: {e}")))
+}
+
+impl LoginProvider for CopilotLogin {
+    fn start(&self, ctx: Arc<Ctx>, _options: Value) -> BoxFuture<'static, Result<DeviceLogin>> {
+        async move {
+            let gh = &ctx.config.github_copilot;
+            let url = join_url(&gh.github_base_url, "/login/device/code");
+            let req = post_form_json(
+                &url,
+                &json!({"client_id": CLIENT_ID, "scope": "read:user"}),
+                ctx.config.proxy_url.as_ref(),
+            )?;
+            let (status, _, body) = send(&ctx, req).await?;
+            if status != 200 {
+                return Err(Error::upstream(
+                    Some(status),
+                    format!("GitHub refused to start the device login ({status}): {}", snippet(&body)),
+                ));
+            }
+            let code: DeviceCode = serde_json::from_slice(&body)
+                .map_err(|e| Error::upstream(Some(status), format!("unreadable GitHub device-code answer: {e}")))?;
+            Ok(DeviceLogin {
+                verification_uri: code.verification_uri.clone(),
+                verification_uri_complete: code.verification_uri_complete.clone(),
+                user_code: code.user_code.clone(),
+                expires_in: code.expires_in,
+                poll: poll_device(ctx.clone(), code).boxed(),
+            })
+        }
+        .boxed()
+    }
+}
+
+fn login_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Authentication, message)
+}
+
+/// Polls until the user approved, at the interval the server asks for; then stores the account.
+async fn poll_device(ctx: Arc<Ctx>, code: DeviceCode) -> Result<Arc<Credential>> {
+    let gh = &ctx.config.github_copilot;
+    let url = join_url(&gh.github_base_url, "/login/oauth/access_token");
+    let deadline = ctx.runtime.now() + Duration::from_secs(code.expires_in);
+    let mut interval = Duration::from_secs(code.interval);
+    let body = json!({
+        "client_id": CLIENT_ID,
+        "device_code": code.device_code,
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+    });
+    let (token, scope) = loop {
+        ctx.runtime.sleep(interval.max(MIN_POLL)).await;
+        if ctx.runtime.now() > deadline {
+            return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
+        }
+        let req = post_form_json(&url, &body, ctx.config.proxy_url.as_ref())?;
+        let (status, _, answer) = match send(&ctx, req).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "GitHub device-login poll failed; retrying");
+                continue;
+            }
+        };
+        let a: PollAnswer = serde_json::from_slice(&answer).unwrap_or_default();
+        if let Some(t) = a.access_token.filter(|t| !t.is_empty()) {
+            break (t, a.scope.unwrap_or_default());
+        }
+        let description = a.error_description.unwrap_or_default();
+        match a.error.as_deref() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => {
+                interval = a.interval.map(Duration::from_secs).unwrap_or(interval + Duration::from_secs(5));
+                tracing::debug!(interval_secs = interval.as_secs(), "GitHub asked to poll more slowly");
+            }
+            Some("expired_token") => {
+                return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
+            }
+            Some("access_denied") => return Err(login_error("the GitHub login was denied (access_denied)")),
+            Some(other) => return Err(login_error(format!("GitHub refused the login: {other}: {description}"))),
+            None if status >= 500 => tracing::warn!(status, "GitHub device-login poll failed; retrying"),
+            None => {
+                return Err(Error::upstream(
+                    Some(status),
+                    format!("unexpected GitHub answer while polling ({status}): {}", snippet(&answer)),
+                ));
+            }
+        }
+    };
+    let token = Secret::new(token);
+    let user_url = join_url(&gh.github_api_base_url, "/user");
+    let (status, _, body) = send(&ctx, github_get(&user_url, &token, ctx.config.proxy_url.as_ref())?).await?;
+    let user: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let login = user.get("login").and_then(Value::as_str).filter(|l| !l.is_empty()).ok_or_else(|| {
+        Error::upstream(Some(status), format!("GitHub did not say who logged in ({status}): {}", snippet(&body)))
+    })?;
+    let text = |k: &str| user.get(k).and_then(Value::as_str);
+    let file = account_file(login, text("name"), text("email"), token.expose(), &scope, unix_ms(&ctx));
+    let stem = stem_for(login);
+    let path = auth_dir(&ctx.config).join(format!("{stem}.json"));
+    write_json_atomic(&path, &file)?;
+    tracing::info!(file = %path.display(), user = login, "GitHub Copilot account stored");
+    Ok(credential(&ctx, &stem, token, &file))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Editor plugins' credentials
+
+/// One account an editor plugin keeps.
+struct EditorAccount {
+    file: PathBuf,
+    user: String,
+    token: Secret,
+}
+
+/// Where GitHub's editor plugins keep `apps.json` / `hosts.json`: `$XDG_CONFIG_HOME/github-copilot`, else
+/// `~/.config/github-copilot` (also on macOS), and `%LOCALAPPDATA%\github-copilot` on Windows.
+fn editor_dir() -> Option<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(x) = env("XDG_CONFIG_HOME") {
+        return Some(x.join("github-copilot"));
+    }
+    if cfg!(windows)
+        && let Some(l) = env("LOCALAPPDATA")
+    {
+        return Some(l.join("github-copilot"));
+    }
+    env("HOME").map(|h| h.join(".config").join("github-copilot"))
+}
+
+/// Accounts in `apps.json` (`{"github.com:<app id>": {"user", "oauth_token", "githubAppId"}}`) and the older
+/// `hosts.json` (`{"github.com": {"user", "oauth_token"}}`), each token once.
+fn editor_accounts() -> Vec<EditorAccount> {
+    let Some(dir) = editor_dir() else { return Vec::new() };
+    let mut out: Vec<EditorAccount> = Vec::new();
+    for name in ["apps.json", "hosts.json"] {
+        let file = dir.join(name);
+        let Ok(text) = std::fs::read(&file) else { continue };
+        let Ok(Value::Object(entries)) = serde_json::from_slice::<Value>(&text) else {
+            tracing::warn!(file = %file.display(), "not a JSON object; skipped");
+            continue;
+        };
+        for (key, v) in entries {
+            let Some(token) = v.get("oauth_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else { continue };
+            if out.iter().any(|a| a.token.expose() == token) {
+                continue;
+            }
+            let host = key.split(':').next().unwrap_or_default();
+            let user = v.get("user").and_then(Value::as_str).filter(|u| !u.is_empty()).map_or_else(
+                || if host == "github.com" { "editor".to_owned() } else { format!("editor-{host}") },
+                str::to_owned,
+            );
+            out.push(EditorAccount { file: file.clone(), user, token: Secret::new(token) });
+        }
+    }
+    out
+}
+
+/// `cliproxy-server import copilot`: copies the editor plugins' accounts into the auth-dir.
+pub fn import(ctx: &Arc<Ctx>) -> Result<Vec<PathBuf>> {
+    let accounts = editor_accounts();
+    if accounts.is_empty() {
+        let dir = editor_dir().map_or_else(|| "$HOME/.config/github-copilot".to_owned(), |d| d.display().to_string());
+        return Err(Error::config(format!(
+            "no GitHub Copilot editor credentials found in {dir} (apps.json or hosts.json); sign in to Copilot in your editor, or run `cliproxy-server login copilot`"
+        )));
+    }
+    let dir = auth_dir(&ctx.config);
+    let mut written = Vec::new();
+    for a in accounts {
+        let path = dir.join(format!("{}.json", stem_for(&a.user)));
+        let mut file = account_file(&a.user, None, None, a.token.expose(), "", unix_ms(ctx));
+        file["source"] = a.file.display().to_string().into();
+        write_json_atomic(&path, &file)?;
+        tracing::info!(from = %a.file.display(), to = %path.display(), "imported GitHub Copilot editor credential");
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Startup discovery: editor accounts not already in the auth-dir are used in place.
+pub fn discover(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
+    let dir = auth_dir(&ctx.config);
+    editor_accounts()
+        .into_iter()
+        .filter_map(|a| {
+            let stem = stem_for(&a.user);
+            if dir.join(format!("{stem}.json")).exists() {
+                return None;
+            }
+            let cred = credential(ctx, &stem, a.token, &Value::Null);
+            tracing::info!(credential = %cred.id, file = %a.file.display(), "using GitHub Copilot editor credential");
+            Some(cred)
+        })
+        .collect()
+}
