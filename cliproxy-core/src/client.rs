@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::config::{Config, RateLimit};
@@ -171,7 +171,7 @@ impl ClientBuilder {
             Some(t) => t,
             None => Arc::new(crate::transport::ReqwestTransport::new(Duration::from_secs(
                 self.config.timeouts.connect_seconds.max(1),
-            ))?),
+            ))),
         };
         #[cfg(not(feature = "reqwest"))]
         let transport = self
@@ -189,14 +189,16 @@ impl ClientBuilder {
         let ctx = Arc::new(Ctx { transport, runtime, config: config.clone() });
         let credentials = providers::load_credentials(&ctx)?;
         let router = Router::new(credentials, config.routing.strategy, !config.disable_cooling);
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 ctx,
                 router,
                 stats: Mutex::new(HashMap::new()),
                 logins: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        client.spawn_model_refresh();
+        Ok(client)
     }
 }
 
@@ -221,6 +223,27 @@ impl Client {
 
     pub fn router(&self) -> &Router {
         &self.inner.router
+    }
+
+    /// Keeps upstream model lists fresh (startup, then hourly) for as long as the client lives.
+    fn spawn_model_refresh(&self) {
+        const EVERY: Duration = Duration::from_secs(3600);
+        let weak = Arc::downgrade(&self.inner);
+        let runtime = self.inner.ctx.runtime.clone();
+        runtime.spawn(
+            async move {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    for c in inner.router.credentials().iter() {
+                        c.provider.refresh_models(&inner.ctx, c).await;
+                    }
+                    let runtime = inner.ctx.runtime.clone();
+                    drop(inner);
+                    runtime.sleep(EVERY).await;
+                }
+            }
+            .boxed(),
+        );
     }
 
     /// An OpenAI Chat Completions request (JSON body).
@@ -336,12 +359,15 @@ impl Client {
             Failure::Class(ErrorClass { error: e, retry_other: true, cooldown: None, refresh: false, disable: None })
         })?;
         let passthrough = provider.dialect() == Some(req.request.dialect);
+        let mut translated: Option<ChatRequest> = None;
         let body = if passthrough {
             req.peek.rewrite(&req.request.body, &target.model, req.request.dialect)
         } else {
             let mut ir = req.ir()?.clone();
             ir.model = target.model.clone();
-            provider.encode_request(&ir).map_err(Failure::Fatal)?
+            let body = provider.encode_request(&ir).map_err(Failure::Fatal)?;
+            translated = Some(ir);
+            body
         };
         let call = UpstreamCall {
             credential: cred,
@@ -350,6 +376,7 @@ impl Client {
             stream: req.peek.stream,
             client_headers: &req.request.headers,
         };
+        let fallback_body = body.clone();
         let http_req = provider.build_http(&call, body).map_err(Failure::Fatal)?;
         self.inner.router.limiter.try_acquire(&cred.id, cred.rate_limit, req.estimate, self.now()).ok();
         self.count(&cred.id, |c| c.requests += 1);
@@ -359,13 +386,24 @@ impl Client {
         let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
         let idle = Duration::from_secs(timeouts.idle_seconds.max(1));
         let started = ctx.runtime.now();
-        let sent = with_timeout(&ctx.runtime, first_byte, ctx.transport.send(http_req), || {
-            Err(crate::transport::TransportError::new(
-                crate::transport::TransportErrorKind::Timeout,
-                format!("no answer within {} s (timeouts.first-byte-seconds)", first_byte.as_secs()),
-            ))
-        })
-        .await;
+        let send = |http_req| {
+            with_timeout(&ctx.runtime, first_byte, ctx.transport.send(http_req), move || {
+                Err(crate::transport::TransportError::new(
+                    crate::transport::TransportErrorKind::Timeout,
+                    format!("no answer within {} s (timeouts.first-byte-seconds)", first_byte.as_secs()),
+                ))
+            })
+        };
+        let mut sent = send(http_req).await;
+        let primary_failed = match &sent {
+            Err(_) => true,
+            Ok(r) => r.status.as_u16() == 429 || r.status.is_server_error(),
+        };
+        if primary_failed && let Some(fallback) = provider.fallback_http(&call, fallback_body) {
+            let status = sent.as_ref().map(|r| r.status.as_u16()).ok();
+            tracing::info!(credential = %cred.id, ?status, "primary upstream host failed; trying the fallback host");
+            sent = send(fallback.map_err(Failure::Fatal)?).await;
+        }
         let mut resp = sent.map_err(|e| Failure::Class(transport_class(e.into())))?;
         let status = resp.status.as_u16();
         provider.observe_response(cred, &resp.headers, self.now());
@@ -390,7 +428,11 @@ impl Client {
                 outcome.settle(json_usage(req.request.dialect, &body));
                 body
             } else {
-                let parsed = provider.parse_response(&body).map_err(|e| Failure::Class(transport_class(e)))?;
+                let parsed = match &translated {
+                    Some(ir) => provider.parse_response_for(ir, &body),
+                    None => provider.parse_response(&body),
+                };
+                let parsed = parsed.map_err(|e| Failure::Class(transport_class(e)))?;
                 outcome.settle(Some(parsed.usage));
                 Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model))
             };
@@ -407,7 +449,10 @@ impl Client {
             }
         } else {
             Mode::Translate {
-                upstream: provider.stream_decoder(),
+                upstream: match &translated {
+                    Some(ir) => provider.stream_decoder_for(ir),
+                    None => provider.stream_decoder(),
+                },
                 events: Vec::new(),
                 encoder: req.request.dialect.stream_encoder(&req.peek.model, req.peek.client_wants_usage()),
                 out: Vec::new(),

@@ -139,18 +139,15 @@ mod tokio_impl {
 
     /// The ready transport: reqwest (rustls) with one pooled client per outbound proxy URL.
     pub struct ReqwestTransport {
-        direct: reqwest::Client,
+        /// Built on first use: loading the TLS roots takes milliseconds that startup should not pay.
+        direct: std::sync::OnceLock<reqwest::Client>,
         connect_timeout: Duration,
         proxied: Mutex<HashMap<String, reqwest::Client>>,
     }
 
     impl ReqwestTransport {
-        pub fn new(connect_timeout: Duration) -> Result<Self, Error> {
-            Ok(ReqwestTransport {
-                direct: Self::build(connect_timeout, None)?,
-                connect_timeout,
-                proxied: Mutex::new(HashMap::new()),
-            })
+        pub fn new(connect_timeout: Duration) -> Self {
+            ReqwestTransport { direct: std::sync::OnceLock::new(), connect_timeout, proxied: Mutex::new(HashMap::new()) }
         }
 
         fn build(connect_timeout: Duration, proxy: Option<&str>) -> Result<reqwest::Client, Error> {
@@ -170,7 +167,14 @@ mod tokio_impl {
         }
 
         fn client_for(&self, proxy: Option<&UpstreamProxy>) -> Result<reqwest::Client, TransportError> {
-            let Some(UpstreamProxy(url)) = proxy else { return Ok(self.direct.clone()) };
+            let Some(UpstreamProxy(url)) = proxy else {
+                if let Some(c) = self.direct.get() {
+                    return Ok(c.clone());
+                }
+                let c = Self::build(self.connect_timeout, None)
+                    .map_err(|e| TransportError::new(TransportErrorKind::Other, e.message().to_string()))?;
+                return Ok(self.direct.get_or_init(|| c).clone());
+            };
             let mut map = self.proxied.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = map.get(url) {
                 return Ok(c.clone());

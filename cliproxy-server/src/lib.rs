@@ -18,6 +18,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use cliproxy_core::config::Config;
 use cliproxy_core::{Client, Error};
 use tokio::net::TcpListener;
@@ -93,6 +94,10 @@ pub async fn serve_client(client: Client, listener: TcpListener) -> Result<Serve
         Arc::new(AppState { body_limit: config.body_limit_mb.max(1) << 20, client: client.clone(), keys, management });
     let app = router(state);
     let (stop, mut stopped) = watch::channel(false);
+    // Small SSE frames must leave at once, not wait for the previous segment's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {

@@ -40,16 +40,8 @@ async fn a_rate_limited_key_rests_while_the_other_serves_everything() {
     }
     assert_eq!(rig.mock.hits("sk-one"), 1, "the limited key gets no request during its cooldown");
     assert_eq!(rig.mock.hits("sk-two"), 10);
-    let cds: Value = rig
-        .http
-        .get(rig.url("/v0/management/cooldowns"))
-        .bearer_auth(MGMT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cds: Value =
+        rig.http.get(rig.url("/v0/management/cooldowns")).bearer_auth(MGMT).send().await.unwrap().json().await.unwrap();
     let list = cds["cooldowns"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{cds}");
     assert_eq!(list[0]["credential"], "openai-compat:pool-0");
@@ -105,7 +97,9 @@ async fn short_cooldowns_are_waited_out_within_max_retry_interval() {
 #[tokio::test]
 async fn a_hung_upstream_is_abandoned_at_the_first_byte_timeout() {
     let rig = start_with(&two_keys("")).await;
-    let text = say(json!({"reply": "from the live key", "per_key": {"sk-one": {"hang_ms": 10000}, "sk-ant-one": {"hang_ms": 10000}}}));
+    let text = say(
+        json!({"reply": "from the live key", "per_key": {"sk-one": {"hang_ms": 10000}, "sk-ant-one": {"hang_ms": 10000}}}),
+    );
     for (model, stream) in [("gpt-4o", false), ("gpt-4o", true), ("claude-sonnet-4-5", false)] {
         let started = Instant::now();
         let r = rig.chat(&chat_body(model, &text, stream)).await;
@@ -157,7 +151,8 @@ async fn invalid_upstream_key_is_disabled_until_reset() {
         .json()
         .await
         .unwrap();
-    let one = creds["credentials"].as_array().unwrap().iter().find(|c| c["id"] == "openai-compat:pool-0").unwrap().clone();
+    let one =
+        creds["credentials"].as_array().unwrap().iter().find(|c| c["id"] == "openai-compat:pool-0").unwrap().clone();
     assert_eq!(one["state"], "disabled", "{creds}");
     rig.http
         .delete(rig.url("/v0/management/cooldowns?credential=openai-compat:pool-0"))
@@ -170,7 +165,9 @@ async fn invalid_upstream_key_is_disabled_until_reset() {
 
 #[tokio::test]
 async fn client_rate_limits_answer_429_with_retry_after() {
-    let extra = format!("rate-limit: {{ rpm: 2, per-key: {{ other-key: {{ rpm: 100 }} }} }}\napi-keys: [\"{CLIENT_KEY}\", other-key]");
+    let extra = format!(
+        "rate-limit: {{ rpm: 2, per-key: {{ other-key: {{ rpm: 100 }} }} }}\napi-keys: [\"{CLIENT_KEY}\", other-key]"
+    );
     let rig = start_with(&two_keys("").replace(&format!("api-keys: [\"{CLIENT_KEY}\"]"), &extra)).await;
     for _ in 0..2 {
         assert_eq!(rig.chat(&chat_body("gpt-4o", "hi", false)).await.status(), 200);
@@ -179,13 +176,23 @@ async fn client_rate_limits_answer_429_with_retry_after() {
     assert_eq!(r.status(), 429);
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
-    let r = rig.http.post(rig.url("/v1/chat/completions")).bearer_auth("other-key").json(&chat_body("gpt-4o", "hi", false)).send().await.unwrap();
+    let r = rig
+        .http
+        .post(rig.url("/v1/chat/completions"))
+        .bearer_auth("other-key")
+        .json(&chat_body("gpt-4o", "hi", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "another key has its own allowance");
 }
 
 #[tokio::test]
 async fn credentials_over_their_rate_limit_are_skipped() {
-    let yaml = two_keys("").replace("api-key-entries: [{ api-key: sk-one }, { api-key: sk-two }]", "api-key-entries: [{ api-key: sk-one }, { api-key: sk-two }]\n    rate-limit: { rpm: 1 }");
+    let yaml = two_keys("").replace(
+        "api-key-entries: [{ api-key: sk-one }, { api-key: sk-two }]",
+        "api-key-entries: [{ api-key: sk-one }, { api-key: sk-two }]\n    rate-limit: { rpm: 1 }",
+    );
     let rig = start_with(&yaml).await;
     assert_eq!(rig.chat(&chat_body("gpt-4o", "hi", false)).await.status(), 200);
     assert_eq!(rig.chat(&chat_body("gpt-4o", "hi", false)).await.status(), 200);
@@ -211,7 +218,9 @@ openai-compatibility:
     assert_eq!(rig.mock.hits("sk-high-a"), 3, "fill-first sticks to the first of the best group");
     assert_eq!(rig.mock.hits("sk-low") + rig.mock.hits("sk-high-b"), 0);
     // When the whole best group cools down, the lower priority takes over.
-    let both = say(json!({"reply": "x", "per_key": {"sk-high-a": {"kind": "rate_limit", "retry_after": "30"}, "sk-high-b": {"kind": "rate_limit", "retry_after": "30"}}}));
+    let both = say(
+        json!({"reply": "x", "per_key": {"sk-high-a": {"kind": "rate_limit", "retry_after": "30"}, "sk-high-b": {"kind": "rate_limit", "retry_after": "30"}}}),
+    );
     assert_eq!(rig.chat(&chat_body("gpt-4o", &both, false)).await.status(), 200);
     assert_eq!(rig.mock.hits("sk-low"), 1);
 }
@@ -237,7 +246,8 @@ openai-compatibility:
     assert_eq!(rig.mock.requests().into_iter().last().unwrap().json().unwrap()["model"], "claude-sonnet-4-5");
     assert_eq!(ok(rig.chat(&chat_body("claude/claude-sonnet-4-5", "hi", false)).await).await, 200);
     assert_eq!(ok(rig.chat(&chat_body("claude-3-5-haiku-20241022", "hi", false)).await).await, 404, "excluded");
-    let models: Value = rig.http.get(rig.url("/v1/models")).bearer_auth(CLIENT_KEY).send().await.unwrap().json().await.unwrap();
+    let models: Value =
+        rig.http.get(rig.url("/v1/models")).bearer_auth(CLIENT_KEY).send().await.unwrap().json().await.unwrap();
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"mx") && ids.contains(&"claude-sonnet-4-5-20250929"), "{ids:?}");
     assert!(!ids.iter().any(|i| i.contains("haiku")), "{ids:?}");
@@ -267,7 +277,29 @@ async fn management_is_guarded_and_bans_after_repeated_failures() {
     assert_eq!(get("wrong").await.unwrap().status(), 403, "the sixth attempt is banned");
     assert_eq!(get(MGMT).await.unwrap().status(), 403, "even the right secret, while banned");
 
-    let open = start_with(&default_config().replace(&format!("remote-management: {{ secret-key: \"{MGMT}\" }}"), "")).await;
+    let open =
+        start_with(&default_config().replace(&format!("remote-management: {{ secret-key: \"{MGMT}\" }}"), "")).await;
     let r = open.http.get(open.url("/v0/management/cooldowns")).bearer_auth(MGMT).send().await.unwrap();
     assert_eq!(r.status(), 404, "no secret: management does not exist");
+}
+
+#[tokio::test]
+async fn entries_without_a_model_list_offer_the_upstream_list() {
+    let yaml = format!(
+        "api-keys: [\"{CLIENT_KEY}\"]\nopenai-compatibility: [{{ name: open, base-url: \"{{MOCK}}/v1\", api-key-entries: [{{ api-key: sk-o }}] }}]\n"
+    );
+    let rig = start_with(&yaml).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let v: Value =
+            rig.http.get(rig.url("/v1/models")).bearer_auth(CLIENT_KEY).send().await.unwrap().json().await.unwrap();
+        ids = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+        if !ids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ids.iter().any(|i| i == "gpt-4o-mini"), "{ids:?}");
+    // A catch-all entry still serves names its upstream did not list.
+    assert_eq!(rig.chat(&chat_body("some-other-model", "hi", false)).await.status(), 200);
 }

@@ -4,6 +4,7 @@
 
 pub mod claude;
 pub mod copilot;
+pub mod kiro;
 pub mod openai_compat;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+
+use futures::future::BoxFuture;
 
 use crate::config::{ApiKeyEntry, Config};
 use crate::credential::{Access, Credential, StaticKey};
@@ -96,6 +99,23 @@ pub trait Provider: Send + Sync + 'static {
     /// The HTTP request for one call: URL, auth and provider headers, body.
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>>;
 
+    /// A second host of the same upstream, tried once when the first could not be reached or answered 429 or
+    /// 5xx (Kiro: `codewhisperer.{region}` after `q.{region}`). Default: none.
+    fn fallback_http(&self, _call: &UpstreamCall<'_>, _body: Bytes) -> Option<Result<http::Request<Bytes>>> {
+        None
+    }
+
+    /// [`Provider::stream_decoder`] for a translated request, for upstreams whose streams need the request
+    /// (Kiro counts usage with the tokenizer when the stream carries none). Default: `stream_decoder`.
+    fn stream_decoder_for(&self, _request: &ChatRequest) -> Box<dyn UpstreamStream> {
+        self.stream_decoder()
+    }
+
+    /// [`Provider::parse_response`] for a translated request (see `stream_decoder_for`).
+    fn parse_response_for(&self, _request: &ChatRequest, body: &[u8]) -> Result<ChatResponse> {
+        self.parse_response(body)
+    }
+
     /// What an error answer means for routing.
     fn classify_error(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass;
 
@@ -118,24 +138,31 @@ pub trait Provider: Send + Sync + 'static {
     fn quota(&self, _credential: &Credential) -> Option<serde_json::Value> {
         None
     }
+
+    /// Fetches the upstream's model list for `catalogue`, for providers whose upstream lists models. The client
+    /// calls it in the background at startup and then hourly.
+    fn refresh_models<'a>(&'a self, _ctx: &'a Ctx, _credential: &'a Credential) -> BoxFuture<'a, ()> {
+        Box::pin(futures::future::ready(()))
+    }
 }
 
 /// Providers with an interactive login, by the name `login <provider>` takes.
 type MakeLogin = fn() -> Box<dyn LoginProvider>;
-pub const LOGIN_PROVIDERS: &[(&str, MakeLogin)] = &[("copilot", copilot::login_provider)];
+pub const LOGIN_PROVIDERS: &[(&str, MakeLogin)] = &[("kiro", kiro::login::make), ("copilot", copilot::login_provider)];
 
 /// Loaders of auth-dir files, by the file's `type`.
 type AuthFileLoader = fn(&Arc<Ctx>, &Path, &serde_json::Value) -> Result<Arc<Credential>>;
-pub const AUTH_FILE_LOADERS: &[(&str, AuthFileLoader)] = &[("github-copilot", copilot::load_auth_file)];
+pub const AUTH_FILE_LOADERS: &[(&str, AuthFileLoader)] =
+    &[("kiro", kiro::load_auth_file), ("github-copilot", copilot::load_auth_file)];
 
 /// Importers of other tools' credentials into the auth-dir, by the name `import <source>` takes. Each returns
 /// the paths it wrote.
 type Importer = fn(&Arc<Ctx>) -> Result<Vec<PathBuf>>;
-pub const IMPORTERS: &[(&str, Importer)] = &[("copilot", copilot::import)];
+pub const IMPORTERS: &[(&str, Importer)] = &[("kiro", kiro::import_ide), ("copilot", copilot::import)];
 
 /// Startup discovery of credentials other tools keep (an IDE's session), used in place. Each logs what it found.
 type Discoverer = fn(&Arc<Ctx>) -> Vec<Arc<Credential>>;
-pub const DISCOVERERS: &[Discoverer] = &[copilot::discover];
+pub const DISCOVERERS: &[Discoverer] = &[kiro::discover_ide, copilot::discover];
 
 /// The login implementation of `name`, if it has one.
 pub fn login_provider(name: &str) -> Option<Box<dyn LoginProvider>> {
@@ -187,7 +214,7 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
         }));
     }
     for (i, entry) in config.openai_compatibility.iter().enumerate() {
-        let provider: Arc<dyn Provider> = Arc::new(openai_compat::OpenAiCompat { name: entry.name.clone() });
+        let provider: Arc<dyn Provider> = Arc::new(openai_compat::OpenAiCompat::new(&entry.name));
         let headers = parse_headers(&entry.headers, &format!("openai-compatibility[{i}]"))?;
         // An entry without keys is a local backend that needs none (Ollama, vLLM): one keyless credential.
         let keys =
@@ -208,6 +235,7 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
             }));
         }
     }
+    out.extend(kiro::load_config_entries(ctx)?);
     out.extend(load_auth_dir(ctx));
     for discover in DISCOVERERS {
         for c in discover(ctx) {

@@ -3,11 +3,15 @@
 //! The request goes to `{base-url}/chat/completions` with `Authorization: Bearer`. An entry without a
 //! `models` list is a catch-all: it serves any model name that no other credential serves explicitly.
 
+use std::sync::RwLock;
 use std::time::SystemTime;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use bytes::Bytes;
 
-use super::{Provider, UpstreamCall, finish_request, join_url, post_json};
+use super::{Ctx, Provider, UpstreamCall, finish_request, join_url, post_json};
 use crate::credential::Credential;
 use crate::dialects::{Dialect, openai_chat};
 use crate::error::{ErrorKind, Result};
@@ -17,6 +21,24 @@ use crate::timefmt::parse_go_duration;
 /// One `openai-compatibility` entry; its `name` is the credential id's middle part and a model prefix.
 pub struct OpenAiCompat {
     pub name: String,
+    /// The upstream's own `/models` list, for entries without a `models` list (shown in `/v1/models`).
+    listed: RwLock<Vec<String>>,
+}
+
+impl OpenAiCompat {
+    pub fn new(name: &str) -> Self {
+        OpenAiCompat { name: name.to_owned(), listed: RwLock::new(Vec::new()) }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ModelList {
+    data: Vec<ModelId>,
+}
+
+#[derive(serde::Deserialize)]
+struct ModelId {
+    id: String,
 }
 
 impl Provider for OpenAiCompat {
@@ -41,7 +63,43 @@ impl Provider for OpenAiCompat {
     }
 
     fn catalogue(&self, _credential: &Credential) -> Vec<String> {
-        Vec::new()
+        self.listed.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn refresh_models<'a>(&'a self, ctx: &'a Ctx, credential: &'a Credential) -> BoxFuture<'a, ()> {
+        async move {
+            if !credential.models.is_empty() {
+                return;
+            }
+            let Ok(access) = credential.token.access(ctx, false).await else { return };
+            let base = credential.base_url.as_deref().unwrap_or("https://api.openai.com/v1");
+            let mut b = http::Request::get(join_url(base, "/models"));
+            if !access.token.is_empty() {
+                b = b.header(http::header::AUTHORIZATION, format!("Bearer {}", access.token.expose()));
+            }
+            if let Some(p) = &credential.proxy_url {
+                b = b.extension(crate::transport::UpstreamProxy(p.clone()));
+            }
+            let Ok(req) = b.body(Bytes::new()) else { return };
+            let idle = std::time::Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
+            let listed = async {
+                let mut resp = ctx.transport.send(req).await.ok()?;
+                let body = crate::transport::read_body(&ctx.runtime, &mut resp.body, 8 << 20, idle).await.ok()?;
+                if !resp.status.is_success() {
+                    return None;
+                }
+                serde_json::from_slice::<ModelList>(&body).ok()
+            };
+            match listed.await {
+                Some(list) => {
+                    let ids: Vec<String> = list.data.into_iter().map(|m| m.id).collect();
+                    tracing::debug!(credential = %credential.id, models = ids.len(), "upstream model list refreshed");
+                    *self.listed.write().unwrap_or_else(|p| p.into_inner()) = ids;
+                }
+                None => tracing::debug!(credential = %credential.id, "upstream has no usable /models list"),
+            }
+        }
+        .boxed()
     }
 
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>> {

@@ -1,4 +1,4 @@
-//! A client that goes away cancels its upstream request.
+//! Connection liveness: a client that goes away cancels its upstream request; silences get keepalives.
 
 mod support;
 
@@ -38,4 +38,17 @@ async fn sse_keepalive_comments_fill_silences() {
     let body = rig.chat(&chat_body("compat-gpt-4o", &d, true)).await.text().await.unwrap();
     assert!(body.contains(": keepalive"), "{body}");
     assert_eq!(openai_stream_text(&body), "a b");
+}
+
+#[tokio::test]
+async fn non_streaming_answers_keep_the_connection_alive_with_whitespace() {
+    let yaml = default_config().replace("api-keys:", "nonstream-keepalive-interval: 1\napi-keys:");
+    let rig = start_with(&yaml).await;
+    let d = say(json!({"reply": "late answer", "fault": {"hang_ms": 2300}}));
+    let r = rig.chat(&chat_body("compat-gpt-4o", &d, false)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with('\n'), "keepalive whitespace precedes the JSON: {text:?}");
+    let v: serde_json::Value = serde_json::from_str(text.trim_start()).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "late answer");
 }
