@@ -28,6 +28,7 @@
 pub mod answer;
 pub mod anthropic;
 mod clock;
+pub mod copilot;
 pub mod directive;
 pub mod fault;
 mod ids;
@@ -154,6 +155,7 @@ fn router(state: Arc<State>) -> Router {
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(oauth::routes())
+        .merge(copilot::routes())
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/__mock/hits", get(control_hits))

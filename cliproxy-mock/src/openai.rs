@@ -212,7 +212,7 @@ pub(crate) fn models(headers: &HeaderMap) -> Response {
     writer::whole(StatusCode::OK, headers, body.into())
 }
 
-async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     let key = keys::bearer(&headers);
     state.count_hit(key);
     if !key.is_some_and(keys::is_valid_key) {

@@ -110,7 +110,7 @@ pub async fn serve_client(client: Client, listener: TcpListener) -> Result<Serve
 
 /// All routes, with CORS and request logging around them.
 pub fn router(state: Arc<AppState>) -> Router {
-    api::routes().merge(management::routes()).with_state(state).layer(middleware::from_fn(cors))
+    api::routes().merge(management::routes()).merge(login::routes()).with_state(state).layer(middleware::from_fn(cors))
 }
 
 /// Browsers' preflights get 204 with permissive CORS; every answer carries the CORS headers, as in the Go
