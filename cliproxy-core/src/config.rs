@@ -69,6 +69,12 @@ pub struct Config {
     pub debug: bool,
     pub claude_api_key: Vec<ClaudeKey>,
     pub openai_compatibility: Vec<OpenAiCompatibility>,
+    /// Kiro accounts given in the file (token files used in place, or tokens).
+    pub kiro: Vec<crate::providers::kiro::KiroEntry>,
+    /// Kiro's hosts, `{region}` substituted.
+    pub kiro_endpoints: crate::providers::kiro::EndpointsConfig,
+    /// Pins for the per-account Kiro device identity.
+    pub kiro_fingerprint: crate::providers::kiro::fingerprint::FingerprintConfig,
     pub github_copilot: GithubCopilot,
 }
 
@@ -93,6 +99,9 @@ impl Default for Config {
             debug: false,
             claude_api_key: Vec::new(),
             openai_compatibility: Vec::new(),
+            kiro: Vec::new(),
+            kiro_endpoints: Default::default(),
+            kiro_fingerprint: Default::default(),
             github_copilot: GithubCopilot::default(),
         }
     }
@@ -305,7 +314,7 @@ impl Config {
 
     /// Whether any upstream credential is configured in the file.
     pub fn has_providers(&self) -> bool {
-        !self.claude_api_key.is_empty() || !self.openai_compatibility.is_empty()
+        !self.claude_api_key.is_empty() || !self.openai_compatibility.is_empty() || !self.kiro.is_empty()
     }
 
     /// With no provider configured, `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` (and their `*_BASE_URL`) become

@@ -41,6 +41,9 @@ pub struct Fault {
     pub stream_error_after: Option<usize>,
     /// Send this many stream events, then close the connection without finishing the body.
     pub cut_after: Option<usize>,
+    /// Kiro: apply the fault only on this API host (`q` or `cw`), so a test can fail one host and not the
+    /// other.
+    pub host: Option<String>,
 }
 
 /// The provider errors a fault can name; each dialect renders them in its own shape.

@@ -32,6 +32,7 @@ pub mod copilot;
 pub mod directive;
 pub mod fault;
 mod ids;
+pub mod kiro;
 pub mod keys;
 pub mod oauth;
 pub mod openai;
@@ -155,6 +156,7 @@ fn router(state: Arc<State>) -> Router {
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(oauth::routes())
+        .merge(kiro::routes())
         .merge(copilot::routes())
         .route("/v1/models", get(models))
         .route("/models", get(models))
