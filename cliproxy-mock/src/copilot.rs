@@ -210,7 +210,7 @@ fn poll(devices: &Devices, headers: &HeaderMap, body: &[u8]) -> Response {
 }
 
 /// The GitHub token of `authorization: token X` (or `Bearer X`), if valid.
-fn github_token(headers: &HeaderMap) -> Result<&str, Response> {
+fn github_token(headers: &HeaderMap) -> Result<&str, Box<Response>> {
     let token = keys::header(headers, "authorization")
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
@@ -222,10 +222,10 @@ fn github_token(headers: &HeaderMap) -> Result<&str, Response> {
     };
     match token {
         Some(t) if valid(t) => Ok(t),
-        _ => Err(json_response(
+        _ => Err(Box::new(json_response(
             StatusCode::UNAUTHORIZED,
             &json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"}),
-        )),
+        ))),
     }
 }
 
@@ -235,7 +235,7 @@ async fn user(headers: HeaderMap) -> Response {
             StatusCode::OK,
             &json!({"login": LOGIN, "id": 583231, "type": "User", "name": "Mona Lisa Octocat", "email": "mona@example.com"}),
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -255,7 +255,7 @@ async fn exchange(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Resp
     }
     let gh = match github_token(&headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     state.count_hit(Some(gh));
     if gh.contains("nocopilot") {
@@ -310,7 +310,7 @@ fn reset_time() -> u64 {
 
 async fn quota(headers: HeaderMap) -> Response {
     if let Err(r) = github_token(&headers) {
-        return r;
+        return *r;
     }
     let reset = clock::rfc3339(reset_time());
     let q = |id: &str, ent: i64, rem: i64, unlimited: bool| {
@@ -338,30 +338,30 @@ async fn quota(headers: HeaderMap) -> Response {
 
 /// The account of a valid, unexpired Copilot token (`copilot-<github token>`), or the answer
 /// refusing it.
-fn copilot_token(headers: &HeaderMap) -> Result<String, Response> {
+fn copilot_token(headers: &HeaderMap) -> Result<String, Box<Response>> {
     if let Some(r) = missing_editor_version(headers) {
-        return Err(r);
+        return Err(Box::new(r));
     }
     let token = keys::bearer(headers).unwrap_or_default();
     let Some((fields, sig)) = token.rsplit_once(':') else {
-        return Err(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid"));
+        return Err(Box::new(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid")));
     };
     let field = |name: &str| fields.split(';').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
     let (Some(tid), Some(exp)) = (field("tid"), field("exp").and_then(|e| e.parse::<u64>().ok())) else {
-        return Err(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid"));
+        return Err(Box::new(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid")));
     };
     if signature(fields) != sig {
-        return Err(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid"));
+        return Err(Box::new(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token invalid")));
     }
     if exp <= clock::unix_now() {
-        return Err(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token expired"));
+        return Err(Box::new(text_response(StatusCode::UNAUTHORIZED, "unauthorized: token expired")));
     }
     Ok(tid.to_owned())
 }
 
 async fn models(headers: HeaderMap) -> Response {
     if let Err(r) = copilot_token(&headers) {
-        return r;
+        return *r;
     }
     let chat = MODELS.iter().map(|(id, vendor, responses_only)| {
         let endpoints: &[&str] = if *responses_only { &["/responses"] } else { &["/chat/completions", "/responses"] };
@@ -394,7 +394,7 @@ fn model_error(status: StatusCode, message: String, code: &str) -> Response {
 async fn chat(state: Shared<Arc<State>>, mut headers: HeaderMap, body: Bytes) -> Response {
     let account = match copilot_token(&headers) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let model = serde_json::from_slice::<Value>(&body)
         .ok()
