@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod kiro_ui;
 pub mod login;
 pub mod management;
 pub mod render;
@@ -110,7 +111,12 @@ pub async fn serve_client(client: Client, listener: TcpListener) -> Result<Serve
 
 /// All routes, with CORS and request logging around them.
 pub fn router(state: Arc<AppState>) -> Router {
-    api::routes().merge(management::routes()).merge(login::routes()).with_state(state).layer(middleware::from_fn(cors))
+    api::routes()
+        .merge(management::routes())
+        .merge(login::routes())
+        .merge(kiro_ui::routes())
+        .with_state(state)
+        .layer(middleware::from_fn(cors))
 }
 
 /// Browsers' preflights get 204 with permissive CORS; every answer carries the CORS headers, as in the Go

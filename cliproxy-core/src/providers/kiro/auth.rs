@@ -351,8 +351,12 @@ impl KiroRefresher {
 
     /// Calls the refresh endpoint for `rec`.
     pub async fn call(ctx: &Ctx, account: &Account, rec: &TokenRecord) -> std::result::Result<Refreshed, RefreshError> {
+        // Without a refresh token there is nothing to try; the account keeps its (static) access token.
         let refresh = rec.refresh_token.as_ref().ok_or_else(|| {
-            RefreshError::NeedsLogin("no refresh token: log in again or configure a fresh access token".into())
+            RefreshError::Transient(Error::new(
+                crate::error::ErrorKind::Authentication,
+                "this Kiro account has no refresh token: configure a fresh access token or log in",
+            ))
         })?;
         let region = rec.region.clone().unwrap_or_else(|| "us-east-1".into());
         let (url, body) = match rec.method() {
