@@ -328,7 +328,7 @@ export class Client {
   login(provider: string, options?: Record<string, unknown>): Promise<LoginFlow>;
 }
 
-/** A running reference server. */
+/** A running reference server. Like Node's `http.Server`, it keeps the process alive until `close()`. */
 export interface Server {
   /** The address it listens on, e.g. `127.0.0.1`. */
   readonly host: string;

@@ -375,12 +375,15 @@ class Client {
   }
 }
 
-/** A running reference server. */
+/** A running reference server; it keeps the process alive until `close()`. */
 class Server {
   #handle;
+  #closed;
 
   constructor(handle, client) {
     this.#handle = handle;
+    // A pending native promise keeps the event loop alive: the process runs until the server is closed.
+    this.#closed = handle.closed();
     this.host = handle.host;
     this.port = handle.port;
     this.url = `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
@@ -390,6 +393,7 @@ class Server {
   /** Stops accepting, lets open requests finish for up to `drainMs` (default 10 s), then closes the rest. */
   async close({ drainMs } = {}) {
     await this.#handle.close(drainMs ?? null);
+    await this.#closed;
   }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-/// A one-way cancellation flag that any number of futures can wait on.
+/// A one-way flag that any number of futures can wait on: cancellation of calls and streams, and the end
+/// of a server.
 #[derive(Clone)]
 pub(crate) struct Token(Arc<watch::Sender<bool>>);
 

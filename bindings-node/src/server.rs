@@ -10,6 +10,7 @@ use napi::bindgen_prelude::PromiseRaw;
 use napi::{Env, Result};
 use napi_derive::napi;
 
+use crate::cancel::Token;
 use crate::client::NativeClient;
 use crate::error::to_napi;
 
@@ -18,6 +19,8 @@ pub struct NativeServer {
     addr: SocketAddr,
     /// Taken by the first `close()`.
     handle: Arc<Mutex<Option<ServerHandle>>>,
+    /// Set once `close()` finished.
+    stopped: Token,
 }
 
 /// Serves `client` on `host:port`; either falls back to the client's configuration (`host`, `port`), and
@@ -39,7 +42,11 @@ pub fn serve<'env>(
             .await
             .map_err(|e| to_napi(Error::config(format!("cannot listen on {host}:{port}: {e}"))))?;
         let handle = cliproxy_server::serve_client(client, listener).await.map_err(to_napi)?;
-        Ok(NativeServer { addr: handle.local_addr(), handle: Arc::new(Mutex::new(Some(handle))) })
+        Ok(NativeServer {
+            addr: handle.local_addr(),
+            handle: Arc::new(Mutex::new(Some(handle))),
+            stopped: Token::default(),
+        })
     })
 }
 
@@ -62,10 +69,23 @@ impl NativeServer {
     pub fn close<'env>(&self, env: &'env Env, drain_ms: Option<u32>) -> Result<PromiseRaw<'env, ()>> {
         let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
         let drain = drain_ms.map_or(cliproxy_server::DRAIN, |ms| Duration::from_millis(u64::from(ms)));
+        let stopped = self.stopped.clone();
         env.spawn_future(async move {
             if let Some(handle) = handle {
                 handle.shutdown(drain).await;
+                stopped.cancel();
             }
+            Ok(())
+        })
+    }
+
+    /// Resolves once `close()` finished. While it is pending it keeps Node's event loop alive, so a program
+    /// that starts a server keeps running until it closes it, as with Node's own `http.Server`.
+    #[napi]
+    pub fn closed<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let stopped = self.stopped.clone();
+        env.spawn_future(async move {
+            stopped.cancelled().await;
             Ok(())
         })
     }

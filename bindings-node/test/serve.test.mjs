@@ -1,6 +1,7 @@
 // serve(): the reference server in-process, answering the official `openai` npm SDK (only baseURL changed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import { Client, serve } from 'cliproxy';
 import { startMock, mockConfig, directive, TEXT, OPENAI_MODEL, CLAUDE_MODEL } from './mock.mjs';
@@ -75,4 +76,31 @@ test('serve() refuses an address it cannot bind, with CONFIG', async (t) => {
   t.after(() => first.close());
   await assert.rejects(serve(mockConfig(mock.url), { port: first.port }), { code: 'CONFIG' });
   await assert.rejects(serve(mockConfig(mock.url), { host: '0.0.0.0', port: 0 }), (err) => err.code === 'CONFIG' && /api-keys/.test(err.message));
+});
+
+test('a running server keeps the process alive until close()', async () => {
+  const script = `
+    const { serve } = require('cliproxy');
+    serve({ 'auth-dir': '/nonexistent-cliproxy-test' }, { port: 0 }).then((server) => {
+      console.log('up');
+      if (process.argv[1] === 'close') setTimeout(() => server.close(), 300);
+    });`;
+  const run = (mode) =>
+    new Promise((resolve) => {
+      const cwd = new URL('..', import.meta.url);
+      const child = spawn(process.execPath, ['-e', script, mode], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+      const started = Date.now();
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      const timer = setTimeout(() => child.kill('SIGTERM'), 1500);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, out, ms: Date.now() - started });
+      });
+    });
+  const [closing, running] = await Promise.all([run('close'), run('keep')]);
+  assert.equal(closing.out.trim(), 'up');
+  assert.equal(closing.code, 0, 'exits by itself once closed');
+  assert.equal(running.out.trim(), 'up');
+  assert.equal(running.signal, 'SIGTERM', 'still serving when killed');
 });
