@@ -116,6 +116,27 @@ for (const model of MODELS) {
   });
 }
 
+test('thinking comes through as a thinking block or reasoning_content', async () => {
+  for (const model of MODELS) {
+    const d = directive({ thinking: 'erst denken, 先想', reply: 'done' });
+    const m = await client.messages({ model, max_tokens: 64, messages: user(d) });
+    assert.deepEqual(m.content.map((b) => [b.type, b.thinking ?? b.text]), [['thinking', 'erst denken, 先想'], ['text', 'done']]);
+    const r = await client.chat({ model, messages: user(d) });
+    assert.equal(r.choices[0].message.reasoning_content, 'erst denken, 先想');
+    assert.equal(r.choices[0].message.content, 'done');
+  }
+});
+
+test('request headers such as anthropic-beta reach the upstream', async () => {
+  await mock.reset();
+  const beta = 'interleaved-thinking-2025-05-14';
+  await client.messages({ model: CLAUDE_MODEL, max_tokens: 16, messages: user('hi') }, { headers: { 'anthropic-beta': beta } });
+  const [request] = await mock.requests();
+  assert.equal(request.path, '/v1/messages');
+  assert.deepEqual(request.headers.filter(([name]) => name === 'anthropic-beta'), [['anthropic-beta', beta]]);
+  await assert.rejects(client.chat({ model: OPENAI_MODEL, messages: user('hi') }, { headers: { 'bad header': 'x' } }), { code: 'INVALID_REQUEST' });
+});
+
 test('a request that asks chat() to stream still gets the complete object', async () => {
   const r = await client.chat({ model: OPENAI_MODEL, stream: true, messages: user(directive({ reply: 'whole' })) });
   assert.equal(r.choices[0].message.content, 'whole');

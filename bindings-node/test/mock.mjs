@@ -38,6 +38,11 @@ export async function startMock() {
       const res = await fetch(`${url}/__mock/hits`);
       return res.json();
     },
+    /** The requests the mock received, oldest first: `{ method, path, query, headers: [[name, value]], body }`. */
+    async requests() {
+      const res = await fetch(`${url}/__mock/requests`);
+      return res.json();
+    },
     async reset() {
       await fetch(`${url}/__mock/reset`, { method: 'POST' });
     },
