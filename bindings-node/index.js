@@ -180,6 +180,11 @@ class ReplyStream {
       signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     const reply = await this.#client.send(this.#dialect, this.#body, this.#headers, this.#cancel);
+    if (this.#done) {
+      // `return()` was called while the request was being sent: release what it produced.
+      if (reply instanceof native.NativeStream) reply.close();
+      return;
+    }
     if (reply instanceof native.NativeStream) {
       this.#stream = reply;
       this.#credential = reply.credential;
