@@ -101,7 +101,8 @@ class Stream(_StreamBase):
         data = self._native.next()
         if data is None:
             raise StopIteration
-        return json.loads(data)
+        chunk: Dict[str, Any] = json.loads(data)
+        return chunk
 
     def __enter__(self) -> "Stream":
         return self
@@ -122,7 +123,8 @@ class AsyncStream(_StreamBase):
         data = await self._native.anext()
         if data is None:
             raise StopAsyncIteration
-        return json.loads(data)
+        chunk: Dict[str, Any] = json.loads(data)
+        return chunk
 
     async def aclose(self) -> None:
         """``close()`` for ``contextlib.aclosing`` and other async cleanup protocols."""
@@ -153,12 +155,12 @@ class _Base:
 
     def models(self) -> List[Dict[str, Any]]:
         """Every model some credential serves: ``[{"id", "providers"}]``, sorted by id."""
-        return json.loads(self._native.models_json())
+        return _list(self._native.models_json())
 
     def cooldowns(self) -> List[Dict[str, Any]]:
         """Active cooldowns, soonest first: ``[{"credential", "model", "until", "seconds_left", "reason"}]``
         (``until`` in seconds since the epoch; ``model`` is ``None`` when the whole credential rests)."""
-        return json.loads(self._native.cooldowns_json())
+        return _list(self._native.cooldowns_json())
 
     def reset_cooldowns(self, credential: Optional[str] = None, model: Optional[str] = None) -> int:
         """Clears cooldowns of one credential, one model, or all; returns how many were cleared."""
@@ -167,12 +169,17 @@ class _Base:
     def usage(self) -> List[Dict[str, Any]]:
         """Per-credential counters: ``[{"credential", "provider", "requests", "failures", "input_tokens",
         "output_tokens", "quota"}]``."""
-        return json.loads(self._native.usage_json())
+        return _list(self._native.usage_json())
 
     def credentials(self) -> List[Dict[str, Any]]:
         """The credentials (never their secrets): ``[{"id", "provider", "priority", "state", "reason",
         "expires_at"}]``."""
-        return json.loads(self._native.credentials_json())
+        return _list(self._native.credentials_json())
+
+
+def _list(text: str) -> List[Dict[str, Any]]:
+    items: List[Dict[str, Any]] = json.loads(text)
+    return items
 
 
 def _answer(out: Union[bytes, _native.Stream]) -> Any:
