@@ -33,6 +33,8 @@ struct PerProcess {
 static RUNTIME: Mutex<Option<PerProcess>> = Mutex::new(None);
 
 /// The runtime of this process, built on first use (and again in a forked child).
+///
+/// Only called with the GIL held; `os.fork()` holds the GIL too, so a child never inherits this lock locked.
 pub fn runtime() -> &'static Runtime {
     let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
