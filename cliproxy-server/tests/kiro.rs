@@ -563,3 +563,26 @@ async fn fingerprints_differ_per_account_and_are_stable() {
     let ua = generate_requests(&rig2)[0].header("user-agent").unwrap().to_owned();
     assert!(uas.contains(&ua), "the same account has the same identity after a restart");
 }
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_old_token_while_it_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kiro-auth-token.json");
+    // Valid for ten more minutes: inside the 20-minute lead, so a refresh is due, and the auth service fails.
+    let expires = cliproxy_core::timefmt::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(600));
+    write(
+        &file,
+        &json!({"accessToken": "aoaSOCIAL-still-valid", "refreshToken": "aorAAAAAG-flaky-1",
+        "expiresAt": expires, "authMethod": "social",
+        "profileArn": "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"}),
+    );
+    let rig =
+        start_with(&config(&dir.path().join("auths"), &format!("  - token-file: \"{}\"", file.display()), "")).await;
+    let (status, v) = json_of(rig.chat(&chat_body("kiro-claude-sonnet-4-5", "hi", false)).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(rig.mock.requests().iter().any(|r| r.path == "/kiro/auth/us-east-1/refreshToken"), "a refresh was tried");
+    assert_eq!(generate_requests(&rig)[0].header("authorization"), Some("Bearer aoaSOCIAL-still-valid"));
+    assert_eq!(credentials(&rig).await[0]["state"], "ready");
+    let back: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(back["accessToken"], "aoaSOCIAL-still-valid", "nothing was written back");
+}

@@ -500,6 +500,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any number of cuts anywhere gives the same events as the whole body.
+        #[test]
+        fn random_splits_decode_identically(mut cuts in proptest::collection::vec(0usize..2048, 0..12)) {
+            let bytes = answer();
+            let whole = decode(&[&bytes]).unwrap();
+            cuts.iter_mut().for_each(|c| *c %= bytes.len() + 1);
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for c in cuts {
+                pieces.push(&bytes[at..c]);
+                at = c;
+            }
+            pieces.push(&bytes[at..]);
+            proptest::prop_assert_eq!(decode(&pieces).unwrap(), whole);
+        }
+    }
+
     #[test]
     fn metadata_usage_wins() {
         let mut b = event("assistantResponseEvent", json!({"content": "Hi"}));
