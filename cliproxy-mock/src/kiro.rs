@@ -15,7 +15,9 @@
 //!   `slow` first answers `slow_down`, one containing `denied` ends in `access_denied`.
 //!
 //! Answers follow the usual `mock:{json}` directive (`reply`, `thinking`, `tool_calls`, `usage`, `split`,
-//! `chunk`, `delay_ms`, `fault`, `per_key`); a fault's `host` (`q` or `cw`) limits it to one API host.
+//! `chunk`, `delay_ms`, `fault`, `per_key`); a fault's `host` (`q` or `cw`) limits it to one API host, and
+//! with `stream_error_after` its `body` text names the in-stream error: an exception type
+//! (`ThrottlingException`, default `InternalServerException`) or `invalidStateEvent`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -512,17 +514,20 @@ async fn generate(
     let mut out = HeaderMap::new();
     out.insert(CONTENT_TYPE, HeaderValue::from_static("application/vnd.amazon.eventstream"));
     out.insert("x-amzn-requestid", HeaderValue::from_str(&ids::uuid()).unwrap_or(HeaderValue::from_static("0")));
-    let throttle = fault.is_some_and(|f| f.kind == Some(FaultKind::RateLimit));
-    let in_stream_error = |events: &mut EventBuf| {
-        if throttle {
-            exception_frame(events, "ThrottlingException", "The request was throttled by the service");
-        } else {
-            exception_frame(
-                events,
-                "InternalServerException",
-                "Encountered an unexpected error when processing the request.",
-            );
-        }
+    // The in-stream error of `stream_error_after`: an exception frame whose type is the fault's `body` text
+    // (default `InternalServerException`), or an `invalidStateEvent` when the body says so.
+    let kind = match fault.and_then(|f| f.body.as_ref()) {
+        Some(Value::String(k)) => k.clone(),
+        _ => "InternalServerException".to_owned(),
+    };
+    let in_stream_error = |events: &mut EventBuf| match kind.as_str() {
+        "invalidStateEvent" => frame(
+            events,
+            "invalidStateEvent",
+            &json!({"reason": "INVALID_TASK_STATE", "message": "The conversation is in an invalid state."}),
+        ),
+        "ThrottlingException" => exception_frame(events, &kind, "The request was throttled by the service"),
+        _ => exception_frame(events, &kind, "Encountered an unexpected error when processing the request."),
     };
     let delivery = Delivery::new(&directive, true);
     fault::deliver(fault, Rendered::Events(events), in_stream_error, delivery, out, &state)

@@ -280,6 +280,19 @@ async fn throttling_and_server_errors_rotate_and_midstream_exceptions_end_the_st
     assert!(body.contains("\"error\""), "{body}");
     assert!(body.contains("InternalServerException"), "{body}");
     assert_eq!(openai_stream_text(&body), "partial ");
+    // A throttling exception or an invalid-state event as the very first frame fails over to the next
+    // account: the client has received nothing yet.
+    for kind in ["ThrottlingException", "invalidStateEvent"] {
+        let msg = say(json!({"reply": "second", "per_key": {"aoaTEST-x1": {"stream_error_after": 0, "body": kind}}}));
+        let r = rig.http.delete(rig.url("/v0/management/cooldowns")).bearer_auth(MGMT).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let (before1, before2) = (rig.mock.hits("aoaTEST-x1"), rig.mock.hits("aoaTEST-x2"));
+        let (status, v) = json_of(rig.chat(&chat_body("kiro-claude-sonnet-4-5", &msg, false)).await).await;
+        assert_eq!(status, 200, "{kind}: {v}");
+        assert_eq!(v["choices"][0]["message"]["content"], "second");
+        assert_eq!(rig.mock.hits("aoaTEST-x1"), before1 + 1, "{kind}: the first account answered with the error");
+        assert_eq!(rig.mock.hits("aoaTEST-x2"), before2 + 1, "{kind}");
+    }
 }
 
 #[tokio::test]
