@@ -599,3 +599,41 @@ async fn a_failed_refresh_keeps_the_old_token_while_it_is_valid() {
     let back: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(back["accessToken"], "aoaSOCIAL-still-valid", "nothing was written back");
 }
+
+#[tokio::test]
+async fn tokens_the_ide_refreshed_in_the_shared_file_are_picked_up() {
+    // Tokens that look valid for years, so nothing refreshes on its own; the mock rejects those spelled
+    // `expired`, which makes the proxy refresh when it uses them.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kiro-auth-token.json");
+    let session = |access: &str, refresh: &str| {
+        json!({"accessToken": access, "refreshToken": refresh, "expiresAt": "2099-01-01T00:00:00Z",
+            "authMethod": "social", "profileArn": "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"})
+    };
+    write(&file, &session("aoaSOCIAL-expired-a", "aorAAAAAG-rotated-away"));
+    let rig =
+        start_with(&config(&dir.path().join("auths"), &format!("  - token-file: \"{}\"", file.display()), "")).await;
+    // Meanwhile the IDE refreshed: a new access token and a rotated refresh token.
+    write(&file, &session("aoaSOCIAL-from-the-ide", "aorAAAAAG-rotated-by-ide"));
+    let (status, v) = json_of(rig.chat(&chat_body("kiro-claude-sonnet-4-5", "hi", false)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let auths: Vec<_> = generate_requests(&rig).iter().map(|r| r.header("authorization").unwrap().to_owned()).collect();
+    assert_eq!(auths, ["Bearer aoaSOCIAL-expired-a", "Bearer aoaSOCIAL-from-the-ide"]);
+    assert!(!rig.mock.requests().iter().any(|r| r.path.ends_with("/refreshToken")), "the IDE's token was enough");
+
+    // Only the refresh token was rotated: the refresh uses the IDE's new one.
+    let file2 = dir.path().join("second/kiro-auth-token.json");
+    write(&file2, &session("aoaSOCIAL-expired-b", "aorAAAAAG-rotated-away-2"));
+    let rig2 =
+        start_with(&config(&dir.path().join("auths2"), &format!("  - token-file: \"{}\"", file2.display()), "")).await;
+    write(&file2, &session("aoaSOCIAL-expired-b", "aorAAAAAG-rotated-again"));
+    let (status, v) = json_of(rig2.chat(&chat_body("kiro-claude-sonnet-4-5", "hi", false)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let refreshes: Vec<_> = rig2.mock.requests().into_iter().filter(|r| r.path.ends_with("/refreshToken")).collect();
+    assert_eq!(refreshes.len(), 1);
+    assert_eq!(refreshes[0].json().unwrap()["refreshToken"], "aorAAAAAG-rotated-again");
+    let back: Value = serde_json::from_slice(&std::fs::read(&file2).unwrap()).unwrap();
+    assert!(
+        back["accessToken"].as_str().unwrap().starts_with("aoaSOCIAL-") && back["accessToken"] != "aoaSOCIAL-expired-b"
+    );
+}

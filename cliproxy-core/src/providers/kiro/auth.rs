@@ -401,8 +401,32 @@ impl Refresher for KiroRefresher {
     fn refresh<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, std::result::Result<Token, RefreshError>> {
         async move {
             let mut rec = self.snapshot();
-            let r = Self::call(ctx, &self.account, &rec).await?;
             let now = ctx.runtime.now();
+            if let Store::InPlace { path, .. } = &self.store
+                && let Ok((_, disk)) = read_token_file(path)
+            {
+                // The IDE shares this file: it may have refreshed (and rotated the refresh token) since we read
+                // it. Its newer access token is used as is; otherwise refresh with its refresh token.
+                if disk.refresh_token.is_some() {
+                    rec.refresh_token = disk.refresh_token.clone();
+                }
+                if let (Some(access), Some(exp)) = (&disk.access_token, disk.expires_at)
+                    && Some(access) != rec.access_token.as_ref()
+                    && exp > now + REFRESH_LEAD
+                {
+                    tracing::info!(credential = %self.account.id, "using the token the Kiro IDE refreshed");
+                    rec.access_token = Some(access.clone());
+                    rec.expires_at = Some(exp);
+                    if let Some(arn) = disk.profile_arn.clone() {
+                        self.account.set_profile_arn(arn.clone());
+                        rec.profile_arn = Some(arn);
+                    }
+                    let token = Token { access: access.clone(), expires_at: Some(exp), base_url: None };
+                    *self.record.lock().unwrap_or_else(|p| p.into_inner()) = rec;
+                    return Ok(token);
+                }
+            }
+            let r = Self::call(ctx, &self.account, &rec).await?;
             let expires_at = now + Duration::from_secs(r.expires_in.unwrap_or(3600));
             rec.access_token = Some(Secret::new(r.access_token.clone()));
             if let Some(rt) = r.refresh_token {
