@@ -4,4 +4,5 @@ mod anthropic;
 mod common;
 mod control;
 mod delivery;
+mod kiro;
 mod openai;
