@@ -90,6 +90,12 @@ pub(super) struct Exchange {
     lead: Mutex<Option<Duration>>,
 }
 
+impl Exchange {
+    pub(super) fn new(account: Arc<Account>) -> Exchange {
+        Exchange { account, lead: Mutex::new(None) }
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenEnvelope {
     token: String,
@@ -179,7 +185,7 @@ fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) ->
         models: Mutex::new(None),
         quota: Mutex::new(Default::default()),
     });
-    let exchange = Exchange { account: account.clone(), lead: Mutex::new(None) };
+    let exchange = Exchange::new(account.clone());
     let token = Arc::new(RefreshingToken::new(id.clone(), Box::new(exchange), None, DEFAULT_LEAD));
     let api = config.github_copilot.api_base_url.trim();
     let cred = Arc::new(Credential {
