@@ -205,6 +205,10 @@ fn user_message(t: &Turn, content: String, model_id: &str, tools: Option<&[Value
 }
 
 fn tools_json(req: &ChatRequest) -> Vec<Value> {
+    // Kiro has no tool choice: a client that forbade tool calls gets none offered.
+    if req.tool_choice == Some(crate::types::ToolChoice::None) {
+        return Vec::new();
+    }
     req.tools
         .iter()
         .map(|t| {
@@ -401,6 +405,17 @@ mod tests {
         assert!(spec["description"].as_str().unwrap().len() <= MAX_TOOL_DESCRIPTION);
         assert_eq!(spec["inputSchema"]["json"], json!({"type": "object"}));
         assert!(body["conversationState"].get("history").is_none(), "an empty history is left out");
+    }
+
+    #[test]
+    fn tool_choice_none_offers_no_tools() {
+        let req =
+            from_openai(json!({"model": "m", "tool_choice": "none", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}));
+        let body = encode(&req, &enc());
+        assert!(
+            body["conversationState"]["currentMessage"]["userInputMessage"].get("userInputMessageContext").is_none()
+        );
     }
 
     #[test]
