@@ -410,6 +410,9 @@ async fn idc_ide_file_with_client_registration_and_snake_case_refreshes_through_
     let sent = token_calls.last().unwrap().json().unwrap();
     assert_eq!(sent["grantType"], "refresh_token");
     assert_eq!(sent["clientId"], client_id.as_str());
+    let ua = token_calls.last().unwrap().header("user-agent").unwrap().to_owned();
+    assert!(ua.contains("api/sso-oidc#") && ua.contains("KiroIDE-"), "{ua}");
+    assert_eq!(token_calls.last().unwrap().header("amz-sdk-request"), Some("attempt=1; max=4"));
     let gens = generate_requests(&rig);
     assert_eq!(gens.last().unwrap().path, "/kiro/q/us-east-1/generateAssistantResponse", "never the OIDC region");
     let back: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();

@@ -292,10 +292,19 @@ pub struct Refreshed {
 }
 
 /// Sends a JSON POST through the transport and returns status and body.
-pub async fn post_json(ctx: &Ctx, url: &str, body: &Value, proxy: Option<&str>) -> Result<(u16, Bytes)> {
+pub async fn post_json(
+    ctx: &Ctx,
+    url: &str,
+    body: &Value,
+    proxy: Option<&str>,
+    identity: Option<&super::fingerprint::Fingerprint>,
+) -> Result<(u16, Bytes)> {
     let mut b = http::Request::post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json");
+    if let Some(f) = identity {
+        b = f.apply_oidc(b);
+    }
     if let Some(p) = proxy {
         b = b.extension(crate::transport::UpstreamProxy(p.to_owned()));
     }
@@ -377,8 +386,9 @@ impl KiroRefresher {
                 )
             }
         };
-        let (status, answer) =
-            post_json(ctx, &url, &body, account.proxy_url.as_deref()).await.map_err(RefreshError::Transient)?;
+        let (status, answer) = post_json(ctx, &url, &body, account.proxy_url.as_deref(), Some(&account.fingerprint))
+            .await
+            .map_err(RefreshError::Transient)?;
         if is_invalid_grant(status, &answer) {
             return Err(RefreshError::NeedsLogin(format!(
                 "Kiro refused the refresh token (invalid_grant): {}",

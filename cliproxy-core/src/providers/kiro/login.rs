@@ -74,7 +74,7 @@ fn text(v: &Value, k: &str) -> Option<String> {
 }
 
 async fn oidc_call(ctx: &Ctx, url: &str, body: &Value) -> Result<(u16, Value)> {
-    let (status, bytes) = auth::post_json(ctx, url, body, ctx.config.proxy_url.as_deref()).await?;
+    let (status, bytes) = auth::post_json(ctx, url, body, ctx.config.proxy_url.as_deref(), None).await?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, v))
 }
