@@ -538,3 +538,27 @@ async fn mock_copilot_api_requires_the_editor_version() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn an_account_out_of_premium_requests_is_used_last() {
+    let dir = tempfile::tempdir().unwrap();
+    write_account(dir.path(), "spent", "gho_spent1");
+    write_account(dir.path(), "fresh", "gho_fresh1");
+    let mock = MockServer::start().await;
+    let rig = start_on_mock(mock.clone(), &copilot_yaml(&mock.url(), &mock.url(), "", dir.path())).await;
+    wait_for_models(rig.server.client()).await;
+    let snapshot = |rem: u32| json!({"headers": {"x-quota-snapshot-premium_interactions": format!("ent=300&ov=0.0&ovPerm=false&rem={rem}")}});
+    let text = say(
+        json!({"reply": "ok", "per_key": {"sk-copilot-gho_spent1": snapshot(0), "sk-copilot-gho_fresh1": snapshot(60)}}),
+    );
+    // Round robin reaches both accounts once, which tells the proxy what each has left.
+    for _ in 0..2 {
+        assert_eq!(rig.chat(&chat_body("gpt-4o", &text, false)).await.status(), 200);
+    }
+    assert_eq!((rig.mock.hits("sk-copilot-gho_spent1"), rig.mock.hits("sk-copilot-gho_fresh1")), (1, 1));
+    for _ in 0..4 {
+        assert_eq!(rig.chat(&chat_body("gpt-4o", &text, false)).await.status(), 200);
+    }
+    assert_eq!(rig.mock.hits("sk-copilot-gho_spent1"), 1, "the spent account waits while another is ready");
+    assert_eq!(rig.mock.hits("sk-copilot-gho_fresh1"), 5);
+}

@@ -157,6 +157,12 @@ impl Provider for Copilot {
         classify(status, headers, body, now, reset)
     }
 
+    /// An account whose premium requests are used up (without overage) serves only when no other account is
+    /// ready: premium models would answer 402 there.
+    fn preference(&self, _credential: &Credential) -> u8 {
+        if lock(&self.account.quota).premium_exhausted() { 0 } else { 1 }
+    }
+
     fn observe_response(&self, _credential: &Credential, headers: &http::HeaderMap, now: SystemTime) {
         lock(&self.account.quota).observe_headers(headers, now);
     }

@@ -148,6 +148,14 @@ impl QuotaState {
         self.updated_at = Some(now);
     }
 
+    /// No premium requests left and no overage allowed.
+    pub fn premium_exhausted(&self) -> bool {
+        ["premium_interactions", "premium_models"]
+            .iter()
+            .filter_map(|k| self.snapshots.get(*k))
+            .any(|s| !s.unlimited && !s.overage_permitted && (s.percent_remaining <= 0.0 || s.remaining == Some(0.0)))
+    }
+
     pub fn to_json(&self) -> Option<Value> {
         self.updated_at?;
         let snapshots: serde_json::Map<String, Value> =

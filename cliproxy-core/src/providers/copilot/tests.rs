@@ -116,6 +116,18 @@ fn snapshot_headers_parse() {
 }
 
 #[test]
+fn exhausted_premium_quota_without_overage_is_used_last() {
+    let mut q = quota::QuotaState::default();
+    assert!(!q.premium_exhausted());
+    q.observe_headers(&hdrs(&[("x-quota-snapshot-premium_interactions", "ent=300&ov=0.0&ovPerm=true&rem=0")]), now());
+    assert!(!q.premium_exhausted(), "overage keeps the account usable");
+    q.observe_headers(&hdrs(&[("x-quota-snapshot-premium_interactions", "ent=300&ov=0.0&ovPerm=false&rem=0")]), now());
+    assert!(q.premium_exhausted());
+    q.observe_headers(&hdrs(&[("x-quota-snapshot-premium_interactions", "ent=-1&rem=0")]), now());
+    assert!(!q.premium_exhausted(), "unlimited plans never run out");
+}
+
+#[test]
 fn user_quota_parses() {
     let v = serde_json::json!({
         "copilot_plan": "individual", "quota_reset_date": "2025-08-01",
