@@ -192,7 +192,13 @@ async fn models_are_listed_with_and_without_prefix() {
     let r = rig.http.get(rig.url("/v1/models")).bearer_auth(CLIENT_KEY).send().await.unwrap();
     let (_, v) = json_of(r).await;
     let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    for m in ["kiro-claude-sonnet-4-5", "kiro-claude-sonnet-4-5-agentic", "kiro-auto", "kiro-claude-opus-4-5"] {
+    for m in [
+        "kiro-claude-sonnet-4-5",
+        "kiro-claude-sonnet-4-5-agentic",
+        "kiro-auto",
+        "kiro-claude-opus-4-5",
+        "kiro/kiro-claude-sonnet-4-5",
+    ] {
         assert!(ids.contains(&m), "{m} missing from {ids:?}");
     }
     for model in ["kiro/kiro-claude-sonnet-4-5", "claude-sonnet-4.5", "CLAUDE_SONNET_4_5_20250929_V1_0"] {

@@ -36,7 +36,8 @@ pub fn listed_name(kiro_id: &str) -> String {
     format!("kiro-{dashed}")
 }
 
-/// Every name `/v1/models` lists for Kiro.
+/// Every name `/v1/models` lists for Kiro: each listed name and its `-agentic` twin, bare and under the
+/// `kiro/` prefix (which picks a Kiro account when other providers serve the same name).
 pub fn catalogue() -> Vec<String> {
     let mut out = Vec::new();
     for id in KIRO_MODELS {
@@ -46,6 +47,8 @@ pub fn catalogue() -> Vec<String> {
         }
         out.push(name);
     }
+    let prefixed: Vec<String> = out.iter().map(|n| format!("kiro/{n}")).collect();
+    out.extend(prefixed);
     out.sort();
     out
 }
@@ -116,8 +119,9 @@ mod tests {
         assert_eq!(resolve("gpt-4o"), None);
         assert_eq!(resolve("claude-opus-4-1"), None);
         for name in catalogue() {
-            assert!(resolve(&name).is_some(), "{name}");
+            assert!(resolve(name.strip_prefix("kiro/").unwrap_or(&name)).is_some(), "{name}");
         }
+        assert!(catalogue().contains(&"kiro/kiro-claude-sonnet-4-5".to_string()));
         assert!(catalogue().contains(&"kiro-claude-opus-4-5-agentic".to_string()));
         assert_eq!(split_agentic("claude-opus-4.5-agentic"), ("claude-opus-4.5", true));
     }
