@@ -256,6 +256,10 @@ async fn editor_credentials_are_discovered_at_startup_and_imported() {
             && all.contains("hosts.json"),
         "{all}"
     );
+    assert!(
+        all.contains("credential copilot:github-copilot-octo-apps (copilot), priority -1"),
+        "borrowed accounts serve last: {all}"
+    );
 
     // Import: copied into the auth-dir as independent accounts.
     let (ok, stdout, stderr) = run(&["import", "copilot"], &config, &xdg);
@@ -273,6 +277,7 @@ async fn editor_credentials_are_discovered_at_startup_and_imported() {
     // Once imported, startup loads them from the auth-dir instead of the editor files.
     let (ok, stdout, stderr) = run(&["check-config"], &config, &xdg);
     assert!(ok && !format!("{stdout}{stderr}").contains("using GitHub Copilot editor credential"), "{stdout}{stderr}");
+    assert!(stdout.contains("credential copilot:github-copilot-octo-apps (copilot), priority 0"), "{stdout}");
 
     // Nothing to import is an error that says where it looked.
     let (ok, _, stderr) = run(&["import", "copilot"], &config, &dir.path().join("empty"));

@@ -533,7 +533,9 @@ pub fn import(ctx: &Arc<Ctx>) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// Startup discovery: editor accounts not already in the auth-dir are used in place.
+/// Startup discovery: editor accounts not already in the auth-dir are used in place, at priority -1: an account
+/// borrowed from another tool only serves when no configured or logged-in account does (importing it makes it a
+/// regular account).
 pub fn discover(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
     let dir = auth_dir(&ctx.config);
     editor_accounts()
@@ -543,7 +545,7 @@ pub fn discover(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
             if dir.join(format!("{stem}.json")).exists() {
                 return None;
             }
-            let cred = credential(ctx, &stem, a.token, &Value::Null);
+            let cred = credential(ctx, &stem, a.token, &json!({"priority": -1}));
             tracing::info!(credential = %cred.id, file = %a.file.display(), "using GitHub Copilot editor credential");
             Some(cred)
         })
