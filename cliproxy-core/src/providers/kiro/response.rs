@@ -67,6 +67,8 @@ pub struct KiroStream {
     tools: Vec<(String, PendingTool)>,
     done_tools: HashSet<String>,
     any_tool: bool,
+    /// A stop reason the stream stated (`stopReason`); otherwise tool use or end of turn.
+    stop_reason: Option<StopReason>,
     output_text: String,
     metadata: Option<Usage>,
     finished: bool,
@@ -90,6 +92,7 @@ impl KiroStream {
             tools: Vec::new(),
             done_tools: HashSet::new(),
             any_tool: false,
+            stop_reason: None,
             output_text: String::new(),
             metadata: None,
             finished: false,
@@ -285,6 +288,21 @@ impl KiroStream {
                     let text = text.to_owned();
                     self.text(&text, out);
                 }
+                // Some streams carry whole tool calls here instead of in `toolUseEvent`s.
+                for tool in v.get("toolUses").and_then(Value::as_array).into_iter().flatten() {
+                    let mut call = tool.clone();
+                    call["stop"] = true.into();
+                    self.tool_event(&call, out)?;
+                }
+                if let Some(reason) = v.get("stopReason").and_then(Value::as_str) {
+                    self.stop_reason = Some(match reason.to_ascii_lowercase().as_str() {
+                        "max_tokens" | "length" => StopReason::MaxTokens,
+                        "tool_use" => StopReason::ToolUse,
+                        "end_turn" | "stop" => StopReason::EndTurn,
+                        "content_filtered" | "content_filter" => StopReason::ContentFilter,
+                        other => StopReason::Other(other.to_owned()),
+                    });
+                }
             }
             "reasoningContentEvent" => {
                 if let Some(text) = v.get("text").and_then(Value::as_str) {
@@ -388,7 +406,11 @@ impl UpstreamStream for KiroStream {
         }
         self.start(out);
         self.close_open(out);
-        let stop = if self.any_tool { StopReason::ToolUse } else { StopReason::EndTurn };
+        let stop = match self.stop_reason.take() {
+            Some(r) if !(self.any_tool && r == StopReason::EndTurn) => r,
+            _ if self.any_tool => StopReason::ToolUse,
+            _ => StopReason::EndTurn,
+        };
         out.push(StreamEvent::Finish { stop_reason: Some(stop), usage: self.usage() });
         Ok(())
     }
@@ -517,6 +539,24 @@ mod tests {
             pieces.push(&bytes[at..]);
             proptest::prop_assert_eq!(decode(&pieces).unwrap(), whole);
         }
+    }
+
+    #[test]
+    fn whole_tool_uses_and_stop_reason_in_assistant_events() {
+        let mut b = event(
+            "assistantResponseEvent",
+            json!({"content": "Calling.", "toolUses": [
+            {"toolUseId": "t9", "name": "get_weather", "input": {"city": "Rome"}}]}),
+        );
+        b.extend(event("toolUseEvent", json!({"name": "get_weather", "toolUseId": "t9", "input": "{}", "stop": true})));
+        let r = parse_whole(&request(), "m".into(), &b).unwrap();
+        assert_eq!(
+            r.content,
+            vec![ContentPart::text("Calling."), ContentPart::tool_use("t9", "get_weather", json!({"city": "Rome"}))]
+        );
+        assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
+        let b = event("assistantResponseEvent", json!({"content": "cut", "stopReason": "MAX_TOKENS"}));
+        assert_eq!(parse_whole(&request(), "m".into(), &b).unwrap().stop_reason, Some(StopReason::MaxTokens));
     }
 
     #[test]
