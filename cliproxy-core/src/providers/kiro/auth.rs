@@ -514,6 +514,20 @@ mod tests {
     }
 
     #[test]
+    fn ide_file_locations_in_order() {
+        let home = tempfile::tempdir().unwrap();
+        assert_eq!(ide_token_file(home.path()), None);
+        let kiro_dir = home.path().join(".kiro/kiro-auth-token.json");
+        std::fs::create_dir_all(kiro_dir.parent().unwrap()).unwrap();
+        std::fs::write(&kiro_dir, "{}").unwrap();
+        assert_eq!(ide_token_file(home.path()), Some(kiro_dir));
+        let aws = home.path().join(".aws/sso/cache/kiro-auth-token.json");
+        std::fs::create_dir_all(aws.parent().unwrap()).unwrap();
+        std::fs::write(&aws, "{}").unwrap();
+        assert_eq!(ide_token_file(home.path()), Some(aws), "the AWS SSO cache comes first");
+    }
+
+    #[test]
     fn regions_and_grants() {
         assert_eq!(arn_region("arn:aws:codewhisperer:eu-central-1:123:profile/X"), Some("eu-central-1"));
         assert_eq!(arn_region("arn:aws:codewhisperer:EVIL.com/:1:x"), None);
