@@ -72,35 +72,9 @@ fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(k) = header("x-api-key").or_else(|| header("x-goog-api-key")) {
         return Some(k.to_owned());
     }
-    let query = query?;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == "key" || k == "auth_token").then(|| percent_decode(v)).filter(|v| !v.is_empty())
-    })
-}
-
-/// Minimal `%XX` / `+` decoding for a query value.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, v)| (k == "key" || k == "auth_token") && !v.is_empty())
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The management check: a secret, loopback-only unless `allow-remote`, and bans after repeated failures.
@@ -198,7 +172,7 @@ fn management_secret(headers: &HeaderMap) -> Option<String> {
     }
     header("cookie")?.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == COOKIE).then(|| percent_decode(v))
+        (k == COOKIE).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
     })
 }
 

@@ -56,11 +56,9 @@ pub fn parse_snapshot_header(value: &str) -> Option<Snapshot> {
         reset: None,
     };
     let mut any = false;
-    for pair in value.trim().split('&') {
-        let Some((k, v)) = pair.split_once('=') else { continue };
-        let v = percent_decode(v);
+    for (k, v) in form_urlencoded::parse(value.trim().as_bytes()) {
         let num = || v.trim().parse::<f64>().ok();
-        match k {
+        match k.as_ref() {
             "ent" => s.entitlement = num()?,
             "rem" => s.percent_remaining = num()?,
             "ov" => s.overage = num().unwrap_or(0.0),
@@ -72,30 +70,6 @@ pub fn parse_snapshot_header(value: &str) -> Option<Snapshot> {
     }
     s.unlimited = s.entitlement < 0.0;
     any.then_some(s)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(c) => {
-                        out.push(c);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Debug, Default)]
