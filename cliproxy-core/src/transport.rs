@@ -147,7 +147,11 @@ mod tokio_impl {
 
     impl ReqwestTransport {
         pub fn new(connect_timeout: Duration) -> Self {
-            ReqwestTransport { direct: std::sync::OnceLock::new(), connect_timeout, proxied: Mutex::new(HashMap::new()) }
+            ReqwestTransport {
+                direct: std::sync::OnceLock::new(),
+                connect_timeout,
+                proxied: Mutex::new(HashMap::new()),
+            }
         }
 
         fn build(connect_timeout: Duration, proxy: Option<&str>) -> Result<reqwest::Client, Error> {

@@ -66,10 +66,7 @@ impl Answer {
             })
             .collect();
         let output_chars = text.as_deref().map_or(0, |t| t.chars().count())
-            + tool_calls
-                .iter()
-                .map(|c| c.arguments.chars().count())
-                .sum::<usize>();
+            + tool_calls.iter().map(|c| c.arguments.chars().count()).sum::<usize>();
         let spec = directive.usage.clone().unwrap_or_default();
         let usage = Usage {
             input: spec.input.unwrap_or_else(|| estimate(body_len)),
@@ -77,13 +74,7 @@ impl Answer {
             cached: spec.cached.unwrap_or(0),
             cache_creation: spec.cache_creation.unwrap_or(0),
         };
-        Answer {
-            thinking: directive.thinking.clone(),
-            text,
-            tool_calls,
-            finish: directive.finish.clone(),
-            usage,
-        }
+        Answer { thinking: directive.thinking.clone(), text, tool_calls, finish: directive.finish.clone(), usage }
     }
 }
 
@@ -146,9 +137,7 @@ mod tests {
     #[test]
     fn tool_calls_alone_have_no_text() {
         let a = Answer::new(
-            &directive(
-                r#"{"tool_calls":[{"name":"f","arguments":{"a":1}},{"name":"g","id":"x"}]}"#,
-            ),
+            &directive(r#"{"tool_calls":[{"name":"f","arguments":{"a":1}},{"name":"g","id":"x"}]}"#),
             3,
             "toolu_",
         );
@@ -163,31 +152,17 @@ mod tests {
     #[test]
     fn usage_spec_overrides_the_estimate() {
         let a = Answer::new(&directive(r#"{"usage":{"input":7,"cached":3}}"#), 400, "c");
-        assert_eq!(
-            a.usage,
-            Usage {
-                input: 7,
-                output: 5,
-                cached: 3,
-                cache_creation: 0
-            }
-        );
+        assert_eq!(a.usage, Usage { input: 7, output: 5, cached: 3, cache_creation: 0 });
     }
 
     #[test]
     fn pieces_respect_characters() {
         let s = "日本語🎉ab";
-        assert_eq!(
-            char_pieces(s, 2).collect::<Vec<_>>(),
-            ["日本", "語🎉", "ab"]
-        );
+        assert_eq!(char_pieces(s, 2).collect::<Vec<_>>(), ["日本", "語🎉", "ab"]);
         let bytes: Vec<_> = byte_pieces(s, 5).collect();
         assert_eq!(bytes.concat(), s);
         assert!(bytes.len() > 2);
         assert_eq!(byte_pieces("", 5).count(), 0);
-        assert_eq!(
-            byte_pieces("abcdefghijk", 5).collect::<Vec<_>>(),
-            ["abcde", "fghij", "k"]
-        );
+        assert_eq!(byte_pieces("abcdefghijk", 5).collect::<Vec<_>>(), ["abcde", "fghij", "k"]);
     }
 }

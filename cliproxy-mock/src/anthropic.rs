@@ -14,9 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::answer::{
-    ARGUMENT_FRAGMENT_BYTES, Answer, TEXT_DELTA_CHARS, byte_pieces, char_pieces, estimate,
-};
+use crate::answer::{ARGUMENT_FRAGMENT_BYTES, Answer, TEXT_DELTA_CHARS, byte_pieces, char_pieces, estimate};
 use crate::directive::{self, Directive};
 use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
 use crate::state::State;
@@ -37,9 +35,7 @@ pub const MODELS: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
+    Router::new().route("/v1/messages", post(messages)).route("/v1/messages/count_tokens", post(count_tokens))
 }
 
 /// Anthropic's rendering for one request: errors carry the request's id, and OAuth callers get
@@ -52,11 +48,7 @@ pub struct Anthropic {
 
 impl Anthropic {
     fn new(oauth: bool) -> Anthropic {
-        Anthropic {
-            request_id: ids::token("req_011C", 20),
-            oauth,
-            now: clock::unix_now(),
-        }
+        Anthropic { request_id: ids::token("req_011C", 20), oauth, now: clock::unix_now() }
     }
 
     fn error(&self, status: StatusCode, kind: &str, message: &str) -> ErrorAnswer {
@@ -95,54 +87,18 @@ impl Anthropic {
             ("input-tokens", "2000000", "1999000"),
             ("output-tokens", "400000", "400000"),
         ] {
-            insert(
-                &mut headers,
-                &format!("anthropic-ratelimit-{kind}-limit"),
-                limit,
-            );
-            insert(
-                &mut headers,
-                &format!("anthropic-ratelimit-{kind}-remaining"),
-                remaining,
-            );
-            insert(
-                &mut headers,
-                &format!("anthropic-ratelimit-{kind}-reset"),
-                &reset,
-            );
+            insert(&mut headers, &format!("anthropic-ratelimit-{kind}-limit"), limit);
+            insert(&mut headers, &format!("anthropic-ratelimit-{kind}-remaining"), remaining);
+            insert(&mut headers, &format!("anthropic-ratelimit-{kind}-reset"), &reset);
         }
         if self.oauth {
             let five_hours = (self.now + 5 * 3600).to_string();
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-status",
-                "allowed",
-            );
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-5h-status",
-                "allowed",
-            );
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-5h-reset",
-                &five_hours,
-            );
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-7d-status",
-                "allowed",
-            );
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-7d-reset",
-                &(self.now + 7 * 86_400).to_string(),
-            );
-            insert(
-                &mut headers,
-                "anthropic-ratelimit-unified-reset",
-                &five_hours,
-            );
+            insert(&mut headers, "anthropic-ratelimit-unified-status", "allowed");
+            insert(&mut headers, "anthropic-ratelimit-unified-5h-status", "allowed");
+            insert(&mut headers, "anthropic-ratelimit-unified-5h-reset", &five_hours);
+            insert(&mut headers, "anthropic-ratelimit-unified-7d-status", "allowed");
+            insert(&mut headers, "anthropic-ratelimit-unified-7d-reset", &(self.now + 7 * 86_400).to_string());
+            insert(&mut headers, "anthropic-ratelimit-unified-reset", &five_hours);
         }
         headers
     }
@@ -215,26 +171,11 @@ impl Dialect for Anthropic {
         let (kind, message) = match status.as_u16() {
             400 => ("invalid_request_error", "Invalid request"),
             401 => ("authentication_error", "invalid x-api-key"),
-            402 => (
-                "billing_error",
-                "Your credit balance is too low to access the Anthropic API.",
-            ),
-            403 => (
-                "permission_error",
-                "Your API key does not have permission to use the specified resource.",
-            ),
-            404 => (
-                "not_found_error",
-                "The requested resource could not be found.",
-            ),
-            413 => (
-                "request_too_large",
-                "Request exceeds the maximum allowed size.",
-            ),
-            429 => (
-                "rate_limit_error",
-                "This request would exceed the rate limit for your organization.",
-            ),
+            402 => ("billing_error", "Your credit balance is too low to access the Anthropic API."),
+            403 => ("permission_error", "Your API key does not have permission to use the specified resource."),
+            404 => ("not_found_error", "The requested resource could not be found."),
+            413 => ("request_too_large", "Request exceeds the maximum allowed size."),
+            429 => ("rate_limit_error", "This request would exceed the rate limit for your organization."),
             529 => ("overloaded_error", "Overloaded"),
             s if s >= 500 => ("api_error", "Internal server error"),
             _ => ("invalid_request_error", "Invalid request"),
@@ -244,10 +185,7 @@ impl Dialect for Anthropic {
 }
 
 fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        http::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
+    if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
         headers.insert(name, value);
     }
 }
@@ -256,11 +194,7 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
 /// OAuth token, `Ok(false)` for an API key, or the 401 message.
 fn authenticate(headers: &HeaderMap) -> (Option<&str>, Result<bool, &'static str>) {
     if let Some(key) = keys::header(headers, "x-api-key") {
-        let verdict = if keys::is_valid_key(key) {
-            Ok(false)
-        } else {
-            Err("invalid x-api-key")
-        };
+        let verdict = if keys::is_valid_key(key) { Ok(false) } else { Err("invalid x-api-key") };
         return (Some(key), verdict);
     }
     let Some(token) = keys::bearer(headers) else {
@@ -286,18 +220,11 @@ struct Checked {
 
 /// Version header, credential, JSON body and the fields both endpoints need; `max_tokens` only
 /// for `messages`. A rejection is boxed: a response is large and rejections are the rare path.
-fn check(
-    headers: &HeaderMap,
-    body: &[u8],
-    needs_max_tokens: bool,
-) -> Result<Checked, Box<Response>> {
+fn check(headers: &HeaderMap, body: &[u8], needs_max_tokens: bool) -> Result<Checked, Box<Response>> {
     let (_, auth) = authenticate(headers);
     let dialect = Anthropic::new(auth == Ok(true));
     if keys::header(headers, "anthropic-version").is_none() {
-        return Err(Box::new(dialect.send(
-            dialect.bad_request("anthropic-version: header is required"),
-            None,
-        )));
+        return Err(Box::new(dialect.send(dialect.bad_request("anthropic-version: header is required"), None)));
     }
     if let Err(message) = auth {
         return Err(Box::new(dialect.send(dialect.unauthorized(message), None)));
@@ -306,16 +233,15 @@ fn check(
         Ok(request @ Value::Object(_)) => request,
         _ => {
             return Err(Box::new(dialect.send(
-                dialect.bad_request("There was an error parsing the body of your request. Please check that it is valid JSON."),
+                dialect.bad_request(
+                    "There was an error parsing the body of your request. Please check that it is valid JSON.",
+                ),
                 None,
             )));
         }
     };
-    let required: &[&str] = if needs_max_tokens {
-        &["model", "max_tokens", "messages"]
-    } else {
-        &["model", "messages"]
-    };
+    let required: &[&str] =
+        if needs_max_tokens { &["model", "max_tokens", "messages"] } else { &["model", "messages"] };
     if let Some(missing) = required.iter().find(|f| request.get(**f).is_none()) {
         let message = format!("{missing}: Field required");
         return Err(Box::new(dialect.send(dialect.bad_request(&message), None)));
@@ -344,10 +270,7 @@ async fn count_tokens(Shared(_): Shared<Arc<State>>, headers: HeaderMap, body: B
         Ok(directive) => directive,
         Err(message) => return dialect.send(dialect.bad_request(&message), None),
     };
-    let input = directive
-        .usage
-        .and_then(|u| u.input)
-        .unwrap_or_else(|| estimate(body.len()));
+    let input = directive.usage.and_then(|u| u.input).unwrap_or_else(|| estimate(body.len()));
     let mut headers = dialect.common_headers();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let body = json!({ "input_tokens": input }).to_string();
@@ -373,25 +296,17 @@ async fn messages(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: B
         }
     }
     let mut answer = Answer::new(&directive, body.len(), "toolu_");
-    let thinking_enabled = matches!(
-        request.pointer("/thinking/type").and_then(Value::as_str),
-        Some("enabled" | "adaptive")
-    );
+    let thinking_enabled =
+        matches!(request.pointer("/thinking/type").and_then(Value::as_str), Some("enabled" | "adaptive"));
     if answer.thinking.is_none() && thinking_enabled {
         answer.thinking = Some(DEFAULT_THINKING.to_owned());
     }
     let model = request.get("model").and_then(Value::as_str).unwrap_or("");
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let message = MessageHead {
         id: ids::token("msg_01", 22),
         model,
-        signature: answer
-            .thinking
-            .as_ref()
-            .map(|_| ids::token("EqQBCkgIBRABGAIiQ", 96)),
+        signature: answer.thinking.as_ref().map(|_| ids::token("EqQBCkgIBRABGAIiQ", 96)),
     };
     let delivery = Delivery::new(&directive, stream);
     let mut headers = dialect.common_headers();
@@ -476,15 +391,13 @@ fn usage_json(answer: &Answer, output: u64) -> Value {
 fn message_json(head: &MessageHead, answer: &Answer) -> Value {
     let mut content = Vec::new();
     if let Some(thinking) = &answer.thinking {
-        content
-            .push(json!({"type": "thinking", "thinking": thinking, "signature": head.signature}));
+        content.push(json!({"type": "thinking", "thinking": thinking, "signature": head.signature}));
     }
     if let Some(text) = &answer.text {
         content.push(json!({"type": "text", "text": text}));
     }
     for call in &answer.tool_calls {
-        let input: Value =
-            serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
+        let input: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!(call.arguments));
         content.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
     }
     json!({
@@ -534,19 +447,9 @@ impl Blocks {
             &json!({"type": "content_block_start", "index": index, "content_block": start}),
         );
         for delta in deltas {
-            self.events.event(
-                "content_block_delta",
-                &BlockDelta {
-                    kind: "content_block_delta",
-                    index,
-                    delta,
-                },
-            );
+            self.events.event("content_block_delta", &BlockDelta { kind: "content_block_delta", index, delta });
         }
-        self.events.event(
-            "content_block_stop",
-            &json!({"type": "content_block_stop", "index": index}),
-        );
+        self.events.event("content_block_stop", &json!({"type": "content_block_stop", "index": index}));
         self.index += 1;
     }
 }
@@ -578,10 +481,7 @@ fn stream_events(head: &MessageHead, answer: &Answer) -> EventBuf {
     for call in &answer.tool_calls {
         let deltas = byte_pieces(&call.arguments, ARGUMENT_FRAGMENT_BYTES)
             .map(|partial_json| DeltaBody::InputJson { partial_json });
-        blocks.block(
-            json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}),
-            deltas,
-        );
+        blocks.block(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}), deltas);
     }
     let mut events = blocks.events;
     events.event(

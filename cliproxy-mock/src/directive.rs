@@ -89,8 +89,7 @@ impl Directive {
             }
         }
         last.map(|raw| {
-            let directive: Directive =
-                serde_json::from_str(raw).map_err(|e| format!("mock directive {raw}: {e}"))?;
+            let directive: Directive = serde_json::from_str(raw).map_err(|e| format!("mock directive {raw}: {e}"))?;
             directive
                 .fault
                 .iter()
@@ -104,8 +103,7 @@ impl Directive {
 
     /// The fault that applies to a request made with `key`.
     pub fn fault_for(&self, key: Option<&str>) -> Option<&Fault> {
-        key.and_then(|k| self.per_key.get(k))
-            .or(self.fault.as_ref())
+        key.and_then(|k| self.per_key.get(k)).or(self.fault.as_ref())
     }
 }
 
@@ -170,11 +168,7 @@ mod tests {
 
     #[test]
     fn directive_anywhere_in_a_block_and_last_wins() {
-        let d = find(&[
-            r#"mock:{"reply":"first"}"#,
-            r#"please mock:{"reply":"second"}"#,
-        ])
-        .unwrap();
+        let d = find(&[r#"mock:{"reply":"first"}"#, r#"please mock:{"reply":"second"}"#]).unwrap();
         assert_eq!(d.reply.as_deref(), Some("second"));
     }
 
@@ -198,8 +192,7 @@ mod tests {
 
     #[test]
     fn per_key_fault_overrides_the_general_one() {
-        let d =
-            find(&[r#"mock:{"fault":{"status":500},"per_key":{"sk-a":{"status":429}}}"#]).unwrap();
+        let d = find(&[r#"mock:{"fault":{"status":500},"per_key":{"sk-a":{"status":429}}}"#]).unwrap();
         assert_eq!(d.fault_for(Some("sk-a")).unwrap().status, Some(429));
         assert_eq!(d.fault_for(Some("sk-b")).unwrap().status, Some(500));
         assert_eq!(d.fault_for(None).unwrap().status, Some(500));

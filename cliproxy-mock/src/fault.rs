@@ -70,11 +70,7 @@ impl ErrorAnswer {
     pub fn json(status: StatusCode, body: impl Into<Bytes>) -> ErrorAnswer {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        ErrorAnswer {
-            status,
-            headers,
-            body: body.into(),
-        }
+        ErrorAnswer { status, headers, body: body.into() }
     }
 }
 
@@ -151,10 +147,8 @@ impl Fault {
             StatusCode::from_u16(status).map_err(|_| format!("fault status {status}"))?;
         }
         for (name, value) in &self.headers {
-            HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("fault header name {name:?}"))?;
-            HeaderValue::from_str(&header_text(value))
-                .map_err(|_| format!("fault header value {value}"))?;
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("fault header name {name:?}"))?;
+            HeaderValue::from_str(&header_text(value)).map_err(|_| format!("fault header value {value}"))?;
         }
         Ok(())
     }
@@ -178,10 +172,7 @@ impl Fault {
     /// `retry-after` in seconds, for reset times derived from it (an HTTP date counts as the
     /// default).
     pub fn retry_after_secs(&self) -> u64 {
-        self.retry_after()
-            .trim()
-            .parse()
-            .unwrap_or(DEFAULT_RETRY_AFTER)
+        self.retry_after().trim().parse().unwrap_or(DEFAULT_RETRY_AFTER)
     }
 
     /// The error answer this fault replaces the normal answer with, if it does.
@@ -200,16 +191,11 @@ impl Fault {
         };
         match &self.body {
             Some(Value::String(text)) => {
-                answer.headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
+                answer.headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
                 answer.body = Bytes::from(text.clone());
             }
             Some(json) => {
-                answer
-                    .headers
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                answer.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 answer.body = Bytes::from(json.to_string());
             }
             None => {}
@@ -220,10 +206,9 @@ impl Fault {
     /// Adds the fault's extra headers, replacing any of the same name.
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
         for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&header_text(value)),
-            ) {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&header_text(value)))
+            {
                 headers.insert(name, value);
             }
         }
@@ -265,20 +250,10 @@ mod tests {
         use serde_json::json;
         assert!(fault(json!({"hang_ms": 5})).error_answer(&Plain).is_none());
         let a = fault(json!({"status": 418})).error_answer(&Plain).unwrap();
-        assert_eq!(
-            (a.status.as_u16(), &a.body[..]),
-            (418, &b"{\"status\":true}"[..])
-        );
-        let a = fault(json!({"kind": "rate_limit", "status": 503}))
-            .error_answer(&Plain)
-            .unwrap();
-        assert_eq!(
-            (a.status.as_u16(), &a.body[..]),
-            (503, &b"{\"kind\":true}"[..])
-        );
-        let a = fault(json!({"status": 400, "body": "bad request: nope"}))
-            .error_answer(&Plain)
-            .unwrap();
+        assert_eq!((a.status.as_u16(), &a.body[..]), (418, &b"{\"status\":true}"[..]));
+        let a = fault(json!({"kind": "rate_limit", "status": 503})).error_answer(&Plain).unwrap();
+        assert_eq!((a.status.as_u16(), &a.body[..]), (503, &b"{\"kind\":true}"[..]));
+        let a = fault(json!({"status": 400, "body": "bad request: nope"})).error_answer(&Plain).unwrap();
         assert_eq!(&a.body[..], b"bad request: nope");
         assert_eq!(a.headers[CONTENT_TYPE], "text/plain; charset=utf-8");
     }
@@ -295,11 +270,7 @@ mod tests {
     fn invalid_http_is_rejected() {
         use serde_json::json;
         assert!(fault(json!({"status": 42})).validate().is_err());
-        assert!(
-            fault(json!({"headers": {"bad name": "x"}}))
-                .validate()
-                .is_err()
-        );
+        assert!(fault(json!({"headers": {"bad name": "x"}})).validate().is_err());
         assert!(fault(json!({"headers": {"x-n": 3}})).validate().is_ok());
     }
 }

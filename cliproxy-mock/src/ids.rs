@@ -13,9 +13,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn next_u64() -> u64 {
     let seed = *SEED.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x5eed, |d| d.as_nanos() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x5eed, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -11,9 +11,7 @@ pub fn is_valid_key(key: &str) -> bool {
         return false;
     }
     let lower = key.to_ascii_lowercase();
-    !["bad", "invalid", "revoked"]
-        .iter()
-        .any(|word| lower.contains(word))
+    !["bad", "invalid", "revoked"].iter().any(|word| lower.contains(word))
 }
 
 /// A header's value when present and valid UTF-8.
@@ -25,20 +23,12 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = header(headers, "authorization")?.trim();
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Whether any value of a comma-separated list header (such as `anthropic-beta`) names `item`.
 pub(crate) fn list_header_contains(headers: &HeaderMap, name: &str, item: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim() == item)
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|v| v.trim() == item)
 }
 
 #[cfg(test)]
@@ -63,11 +53,7 @@ mod tests {
         h.append("anthropic-beta", "a, oauth-2025-04-20".parse().unwrap());
         h.append("anthropic-beta", "b".parse().unwrap());
         assert_eq!(bearer(&h), Some("sk-x"));
-        assert!(list_header_contains(
-            &h,
-            "anthropic-beta",
-            "oauth-2025-04-20"
-        ));
+        assert!(list_header_contains(&h, "anthropic-beta", "oauth-2025-04-20"));
         assert!(list_header_contains(&h, "anthropic-beta", "b"));
         assert!(!list_header_contains(&h, "anthropic-beta", "oauth"));
         h.insert("authorization", "Basic abc".parse().unwrap());

@@ -32,8 +32,8 @@ pub mod copilot;
 pub mod directive;
 pub mod fault;
 mod ids;
-pub mod kiro;
 pub mod keys;
+pub mod kiro;
 pub mod oauth;
 pub mod openai;
 pub mod state;
@@ -75,17 +75,14 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server on an ephemeral port of 127.0.0.1.
     pub async fn start() -> MockServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("binding an ephemeral port on 127.0.0.1");
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("binding an ephemeral port on 127.0.0.1");
         MockServer::start_on(listener).await
     }
 
     /// Starts a server on a listener the caller bound.
     pub async fn start_on(listener: TcpListener) -> MockServer {
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has a local address");
+        let addr = listener.local_addr().expect("a bound listener has a local address");
         let state = Arc::new(State::default());
         let app = router(Arc::clone(&state));
         // No Nagle delay: pieces of a split body must leave as separate segments, and small
@@ -171,11 +168,7 @@ fn router(state: Arc<State>) -> Router {
 /// Both providers serve `GET /v1/models`; Anthropic clients are told apart by their
 /// `anthropic-version` header.
 async fn models(headers: HeaderMap) -> Response {
-    if headers.contains_key("anthropic-version") {
-        anthropic::models(&headers)
-    } else {
-        openai::models(&headers)
-    }
+    if headers.contains_key("anthropic-version") { anthropic::models(&headers) } else { openai::models(&headers) }
 }
 
 /// Records every request except the control endpoints' own.
@@ -199,12 +192,7 @@ async fn record(Shared(state): Shared<Arc<State>>, request: Request, next: Next)
         headers: parts
             .headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         body: body.clone(),
     });

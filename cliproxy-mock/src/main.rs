@@ -16,10 +16,7 @@ struct Args {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args {
-        host: IpAddr::from([127, 0, 0, 1]),
-        port: 0,
-    };
+    let mut parsed = Args { host: IpAddr::from([127, 0, 0, 1]), port: 0 };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -28,19 +25,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         if name == "--help" || name == "-h" {
             return Err(USAGE.to_owned());
         }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
+        let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value\n{USAGE}"))?;
         match name.as_str() {
             "--port" => {
-                parsed.port = value
-                    .parse()
-                    .map_err(|_| format!("bad port {value:?}\n{USAGE}"))?;
+                parsed.port = value.parse().map_err(|_| format!("bad port {value:?}\n{USAGE}"))?;
             }
             "--host" => {
-                parsed.host = value
-                    .parse()
-                    .map_err(|_| format!("bad host {value:?}\n{USAGE}"))?;
+                parsed.host = value.parse().map_err(|_| format!("bad host {value:?}\n{USAGE}"))?;
             }
             _ => return Err(format!("unknown argument {name:?}\n{USAGE}")),
         }
@@ -66,10 +57,7 @@ async fn main() -> ExitCode {
     };
     let server = MockServer::start_on(listener).await;
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "listening on {}", server.url())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
+    if writeln!(stdout, "listening on {}", server.url()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::FAILURE;
     }
     drop(stdout);

@@ -22,9 +22,7 @@ pub const EXPIRES_IN: u64 = 28_800;
 pub const DEFAULT_SCOPE: &str = "user:profile user:inference user:sessions:claude_code";
 
 pub(crate) fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/v1/oauth/token", post(token))
-        .route("/oauth/token", post(token))
+    Router::new().route("/v1/oauth/token", post(token)).route("/oauth/token", post(token))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -35,38 +33,24 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// An OAuth 2 error answer (`{"error","error_description"}`).
 fn oauth_error(error: &str, description: &str) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &json!({"error": error, "error_description": description}),
-    )
+    json_response(StatusCode::BAD_REQUEST, &json!({"error": error, "error_description": description}))
 }
 
 async fn token(body: Bytes) -> Response {
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
         return oauth_error("invalid_request", "Request body must be a JSON object");
     };
-    let field = |name: &str| {
-        request
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
+    let field = |name: &str| request.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
     let required: &[&str] = match field("grant_type") {
         Some("authorization_code") => &["code", "code_verifier", "client_id", "redirect_uri"],
         Some("refresh_token") => &["refresh_token", "client_id"],
         Some(other) => {
-            return oauth_error(
-                "unsupported_grant_type",
-                &format!("Unsupported grant_type: {other}"),
-            );
+            return oauth_error("unsupported_grant_type", &format!("Unsupported grant_type: {other}"));
         }
         None => return oauth_error("invalid_request", "Missing required parameter: grant_type"),
     };
     if let Some(missing) = required.iter().find(|name| field(name).is_none()) {
-        return oauth_error(
-            "invalid_request",
-            &format!("Missing required parameter: {missing}"),
-        );
+        return oauth_error("invalid_request", &format!("Missing required parameter: {missing}"));
     }
     if field("code").is_some_and(|c| c.contains("invalid")) {
         return oauth_error("invalid_grant", "Invalid 'code' in request.");

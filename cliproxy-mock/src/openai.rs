@@ -21,31 +21,17 @@ use crate::writer::{self, Delivery, EventBuf};
 use crate::{clock, ids, keys};
 
 /// Models listed by `GET /v1/models`.
-pub const MODELS: &[&str] = &[
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "o3-mini",
-];
+pub const MODELS: &[&str] = &["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini"];
 
 pub(crate) fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/chat/completions", post(chat))
+    Router::new().route("/v1/chat/completions", post(chat)).route("/chat/completions", post(chat))
 }
 
 /// OpenAI's error rendering.
 pub struct OpenAi;
 
 impl OpenAi {
-    fn error(
-        status: StatusCode,
-        message: &str,
-        kind: &str,
-        param: Option<&str>,
-        code: Option<&str>,
-    ) -> ErrorAnswer {
+    fn error(status: StatusCode, message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
         ErrorAnswer::json(status, error_body(message, kind, param, code))
     }
 
@@ -60,13 +46,7 @@ impl OpenAi {
     }
 
     fn bad_request(message: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
-        OpenAi::error(
-            StatusCode::BAD_REQUEST,
-            message,
-            "invalid_request_error",
-            param,
-            code,
-        )
+        OpenAi::error(StatusCode::BAD_REQUEST, message, "invalid_request_error", param, code)
     }
 
     fn server_error() -> ErrorAnswer {
@@ -97,11 +77,7 @@ impl Dialect for OpenAi {
                 let headers = &mut answer.headers;
                 insert(headers, "retry-after", &fault.retry_after());
                 insert(headers, "x-ratelimit-remaining-requests", "0");
-                insert(
-                    headers,
-                    "x-ratelimit-reset-requests",
-                    &clock::go_duration(secs * 1000),
-                );
+                insert(headers, "x-ratelimit-reset-requests", &clock::go_duration(secs * 1000));
                 answer
             }
             FaultKind::Quota => OpenAi::error(
@@ -136,27 +112,13 @@ impl Dialect for OpenAi {
                 "invalid_request_error",
                 Some("model_not_found"),
             ),
-            429 => (
-                "Rate limit reached for requests. Please try again later.",
-                "requests",
-                Some("rate_limit_exceeded"),
-            ),
+            429 => {
+                ("Rate limit reached for requests. Please try again later.", "requests", Some("rate_limit_exceeded"))
+            }
             500 => return OpenAi::server_error(),
-            503 => (
-                "The engine is currently overloaded, please try again later.",
-                "server_error",
-                None,
-            ),
-            s if s >= 500 => (
-                status.canonical_reason().unwrap_or("Server error"),
-                "server_error",
-                None,
-            ),
-            _ => (
-                status.canonical_reason().unwrap_or("Invalid request"),
-                "invalid_request_error",
-                None,
-            ),
+            503 => ("The engine is currently overloaded, please try again later.", "server_error", None),
+            s if s >= 500 => (status.canonical_reason().unwrap_or("Server error"), "server_error", None),
+            _ => (status.canonical_reason().unwrap_or("Invalid request"), "invalid_request_error", None),
         };
         OpenAi::error(status, message, kind, None, code)
     }
@@ -164,9 +126,7 @@ impl Dialect for OpenAi {
 
 /// `{"error":{"message","type","param","code"}}`.
 pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
-    json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
-        .to_string()
-        .into_bytes()
+    json!({"error": {"message": message, "type": kind, "param": param, "code": code}}).to_string().into_bytes()
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -232,10 +192,7 @@ pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, 
         }
     };
     let Some(model) = request.get("model").and_then(Value::as_str) else {
-        return send_error(
-            OpenAi::bad_request("you must provide a model parameter", None, None),
-            None,
-        );
+        return send_error(OpenAi::bad_request("you must provide a model parameter", None, None), None);
     };
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
         return send_error(
@@ -260,20 +217,10 @@ pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, 
             return send_error(answer, Some(fault));
         }
     }
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let include_usage = request
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = request.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     let answer = Answer::new(&directive, body.len(), "call_");
-    let head = Head {
-        id: ids::token("chatcmpl-", 29),
-        created: clock::unix_now(),
-        model,
-    };
+    let head = Head { id: ids::token("chatcmpl-", 29), created: clock::unix_now(), model };
     let delivery = Delivery::new(&directive, stream);
     let mut headers = common_headers();
     let rendered = if stream {
@@ -334,9 +281,7 @@ fn usage_json(answer: &Answer) -> UsageJson {
         prompt_tokens: u.input,
         completion_tokens: u.output,
         total_tokens: u.input + u.output,
-        prompt_tokens_details: CachedJson {
-            cached_tokens: u.cached,
-        },
+        prompt_tokens_details: CachedJson { cached_tokens: u.cached },
     }
 }
 
@@ -414,12 +359,7 @@ struct FunctionDelta<'a> {
 fn stream_events(head: &Head, answer: &Answer, include_usage: bool) -> EventBuf {
     let mut events = EventBuf::new();
     let chunk = |events: &mut EventBuf, delta: Delta, finish_reason: Option<&str>| {
-        let choice = ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: (),
-            finish_reason,
-        };
+        let choice = ChunkChoice { index: 0, delta, logprobs: (), finish_reason };
         events.data(&Chunk {
             id: &head.id,
             object: "chat.completion.chunk",
@@ -429,32 +369,14 @@ fn stream_events(head: &Head, answer: &Answer, include_usage: bool) -> EventBuf 
             usage: None,
         });
     };
-    let role = Delta {
-        role: Some("assistant"),
-        content: Some(""),
-        ..Delta::default()
-    };
+    let role = Delta { role: Some("assistant"), content: Some(""), ..Delta::default() };
     chunk(&mut events, role, None);
-    for piece in answer
-        .thinking
-        .iter()
-        .flat_map(|t| char_pieces(t, TEXT_DELTA_CHARS))
-    {
-        let delta = Delta {
-            reasoning_content: Some(piece),
-            ..Delta::default()
-        };
+    for piece in answer.thinking.iter().flat_map(|t| char_pieces(t, TEXT_DELTA_CHARS)) {
+        let delta = Delta { reasoning_content: Some(piece), ..Delta::default() };
         chunk(&mut events, delta, None);
     }
-    for piece in answer
-        .text
-        .iter()
-        .flat_map(|t| char_pieces(t, TEXT_DELTA_CHARS))
-    {
-        let delta = Delta {
-            content: Some(piece),
-            ..Delta::default()
-        };
+    for piece in answer.text.iter().flat_map(|t| char_pieces(t, TEXT_DELTA_CHARS)) {
+        let delta = Delta { content: Some(piece), ..Delta::default() };
         chunk(&mut events, delta, None);
     }
     for (index, call) in answer.tool_calls.iter().enumerate() {
@@ -462,30 +384,14 @@ fn stream_events(head: &Head, answer: &Answer, include_usage: bool) -> EventBuf 
             index,
             id: Some(&call.id),
             kind: Some("function"),
-            function: FunctionDelta {
-                name: Some(&call.name),
-                arguments: "",
-            },
+            function: FunctionDelta { name: Some(&call.name), arguments: "" },
         };
-        let delta = Delta {
-            tool_calls: Some([first]),
-            ..Delta::default()
-        };
+        let delta = Delta { tool_calls: Some([first]), ..Delta::default() };
         chunk(&mut events, delta, None);
         for piece in byte_pieces(&call.arguments, ARGUMENT_FRAGMENT_BYTES) {
-            let fragment = ToolCallDelta {
-                index,
-                id: None,
-                kind: None,
-                function: FunctionDelta {
-                    name: None,
-                    arguments: piece,
-                },
-            };
-            let delta = Delta {
-                tool_calls: Some([fragment]),
-                ..Delta::default()
-            };
+            let fragment =
+                ToolCallDelta { index, id: None, kind: None, function: FunctionDelta { name: None, arguments: piece } };
+            let delta = Delta { tool_calls: Some([fragment]), ..Delta::default() };
             chunk(&mut events, delta, None);
         }
     }

@@ -26,10 +26,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of a header (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON, when it is JSON.
@@ -121,11 +118,7 @@ impl State {
     }
 
     pub(crate) fn hits_view(&self) -> HitsView {
-        HitsView {
-            total: self.total_hits(),
-            cancelled: self.cancelled(),
-            by_key: lock(&self.by_key).clone(),
-        }
+        HitsView { total: self.total_hits(), cancelled: self.cancelled(), by_key: lock(&self.by_key).clone() }
     }
 
     pub fn reset(&self) {
@@ -138,9 +131,7 @@ impl State {
 
 /// Locks a mutex, going on after a panic elsewhere: counters stay meaningful either way.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -164,10 +155,7 @@ mod tests {
         state.count_hit(Some("sk-1"));
         state.count_hit(None);
         state.count_cancelled();
-        assert_eq!(
-            (state.hits("sk-1"), state.total_hits(), state.cancelled()),
-            (2, 3, 1)
-        );
+        assert_eq!((state.hits("sk-1"), state.total_hits(), state.cancelled()), (2, 3, 1));
         for n in 0..RECORDED_REQUESTS + 3 {
             state.record(request(n));
         }

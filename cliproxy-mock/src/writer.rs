@@ -30,10 +30,7 @@ pub struct EventBuf {
 
 impl EventBuf {
     pub fn new() -> EventBuf {
-        EventBuf {
-            buf: Vec::with_capacity(1024),
-            ends: Vec::new(),
-        }
+        EventBuf { buf: Vec::with_capacity(1024), ends: Vec::new() }
     }
 
     /// An SSE frame without a name: `data: {json}\n\n`.
@@ -90,10 +87,7 @@ impl EventBuf {
     }
 
     pub fn finish(self) -> Payload {
-        Payload {
-            bytes: Bytes::from(self.buf),
-            ends: self.ends,
-        }
+        Payload { bytes: Bytes::from(self.buf), ends: self.ends }
     }
 
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) {
@@ -153,9 +147,7 @@ impl Delivery {
     /// Where the body is cut and how long to pause after each piece (`None` after the last). A
     /// zero pause still yields to the runtime so the server flushes the piece on its own.
     fn plan(&self, payload: &Payload) -> Vec<(usize, Option<Duration>)> {
-        let len = self
-            .cut_at
-            .map_or(payload.bytes.len(), |cut| cut.min(payload.bytes.len()));
+        let len = self.cut_at.map_or(payload.bytes.len(), |cut| cut.min(payload.bytes.len()));
         let mut cuts: BTreeMap<usize, Duration> = BTreeMap::new();
         let mut cut = |at: usize, pause: Duration| {
             if at > 0 && at < len {
@@ -185,13 +177,7 @@ impl Delivery {
     }
 
     /// The response: `headers` plus a body delivered as planned.
-    pub fn respond(
-        self,
-        status: StatusCode,
-        mut headers: HeaderMap,
-        payload: Payload,
-        state: &Arc<State>,
-    ) -> Response {
+    pub fn respond(self, status: StatusCode, mut headers: HeaderMap, payload: Payload, state: &Arc<State>) -> Response {
         let plan = self.plan(&payload);
         if plan.len() <= 1 && self.cut_at.is_none() && !self.stream {
             return whole(status, headers, payload.bytes);
@@ -206,10 +192,7 @@ impl Delivery {
                 pos: 0,
                 pause: None,
                 abort: self.cut_at.is_some(),
-                guard: self.stream.then(|| CancelGuard {
-                    state: Arc::clone(state),
-                    complete: false,
-                }),
+                guard: self.stream.then(|| CancelGuard { state: Arc::clone(state), complete: false }),
             };
             Body::from_stream(futures::stream::unfold(feed, Feed::next))
         };
@@ -273,10 +256,7 @@ impl Feed {
                     // Let the server flush what it has (the status line included) before the
                     // error makes it drop the connection along with its unwritten buffer.
                     tokio::time::sleep(SPLIT_PAUSE).await;
-                    let cut = std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "mock fault: connection cut",
-                    );
+                    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock fault: connection cut");
                     Some((Err(cut), self))
                 } else {
                     None
@@ -321,10 +301,7 @@ mod tests {
     #[test]
     fn events_are_framed_and_truncated_on_boundaries() {
         let p = payload();
-        assert_eq!(
-            &p.bytes[..],
-            b"data: a\n\nevent: x\ndata: {\"k\":1}\n\ndata: [DONE]\n\n"
-        );
+        assert_eq!(&p.bytes[..], b"data: a\n\nevent: x\ndata: {\"k\":1}\n\ndata: [DONE]\n\n");
         assert_eq!(p.ends, [9, 33, 47]);
         let mut buf = EventBuf::new();
         buf.data_text("a");
@@ -338,11 +315,7 @@ mod tests {
         let p = payload();
         let plain = Delivery::default();
         assert_eq!(plain.plan(&p), [(47, None)]);
-        let split = Delivery {
-            split: vec![0, 3, 3, 9, 100],
-            delay: Duration::from_millis(50),
-            ..Delivery::default()
-        };
+        let split = Delivery { split: vec![0, 3, 3, 9, 100], delay: Duration::from_millis(50), ..Delivery::default() };
         assert_eq!(
             split.plan(&p),
             [
@@ -352,14 +325,8 @@ mod tests {
                 (47, None)
             ]
         );
-        let chunk = Delivery {
-            chunk: Some(20),
-            ..Delivery::default()
-        };
-        assert_eq!(
-            chunk.plan(&p),
-            [(20, Some(SPLIT_PAUSE)), (40, Some(SPLIT_PAUSE)), (47, None)]
-        );
+        let chunk = Delivery { chunk: Some(20), ..Delivery::default() };
+        assert_eq!(chunk.plan(&p), [(20, Some(SPLIT_PAUSE)), (40, Some(SPLIT_PAUSE)), (47, None)]);
         assert!(plain.plan(&Payload::whole(Bytes::new())).is_empty());
     }
 }

@@ -3,19 +3,14 @@
 use cliproxy_mock::MockServer;
 use serde_json::{Value, json};
 
-use crate::common::{
-    anthropic, anthropic_body, client, json_of, named_events, status_json, text_of, user,
-};
+use crate::common::{anthropic, anthropic_body, client, json_of, named_events, status_json, text_of, user};
 
 fn oauth(mock: &MockServer, token: &str, body: &Value) -> reqwest::RequestBuilder {
     client()
         .post(format!("{}/v1/messages", mock.anthropic_base()))
         .bearer_auth(token)
         .header("anthropic-version", "2023-06-01")
-        .header(
-            "anthropic-beta",
-            "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14",
-        )
+        .header("anthropic-beta", "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14")
         .json(body)
 }
 
@@ -24,35 +19,22 @@ async fn stream_events_come_in_order_with_ping_and_cumulative_usage() {
     let mock = MockServer::start().await;
     let reply = "Bonjour 世界 👋 from the stream";
     let d = json!({"reply": reply, "usage": {"input": 25, "output": 42, "cached": 4}});
-    let response = anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true))
-        .send()
-        .await
-        .unwrap();
+    let response = anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert!(response.headers().contains_key("request-id"));
     let events = named_events(&response.text().await.unwrap());
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[..3], ["message_start", "ping", "content_block_start"]);
-    assert_eq!(
-        names[names.len() - 3..],
-        ["content_block_stop", "message_delta", "message_stop"]
-    );
-    assert!(
-        names[3..names.len() - 3]
-            .iter()
-            .all(|n| *n == "content_block_delta")
-    );
+    assert_eq!(names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"]);
+    assert!(names[3..names.len() - 3].iter().all(|n| *n == "content_block_delta"));
     let start = &events[0].1["message"];
     assert_eq!(start["content"], json!([]));
     assert_eq!(start["model"], "claude-sonnet-4-5");
     assert_eq!(start["usage"]["input_tokens"], 25);
     assert_eq!(start["usage"]["output_tokens"], 1);
     assert_eq!(start["usage"]["cache_read_input_tokens"], 4);
-    assert_eq!(
-        events[2].1["content_block"],
-        json!({"type": "text", "text": ""})
-    );
+    assert_eq!(events[2].1["content_block"], json!({"type": "text", "text": ""}));
     let text: String = events
         .iter()
         .filter(|(n, _)| n == "content_block_delta")
@@ -75,32 +57,19 @@ async fn thinking_comes_first_with_a_signature() {
     let d = json!({"thinking": "Let me reason about it carefully.", "reply": "Done."});
     let text = text_of(anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true))).await;
     let events = named_events(&text);
-    assert_eq!(
-        events[2].1["content_block"],
-        json!({"type": "thinking", "thinking": ""})
-    );
+    assert_eq!(events[2].1["content_block"], json!({"type": "thinking", "thinking": ""}));
     let block0: Vec<&Value> = events
         .iter()
         .filter(|(n, e)| n == "content_block_delta" && e["index"] == 0)
         .map(|(_, e)| &e["delta"])
         .collect();
-    let thinking: String = block0
-        .iter()
-        .filter_map(|d| d["thinking"].as_str())
-        .collect();
+    let thinking: String = block0.iter().filter_map(|d| d["thinking"].as_str()).collect();
     assert_eq!(thinking, "Let me reason about it carefully.");
     let last = block0.last().unwrap();
     assert_eq!(last["type"], "signature_delta");
     assert!(!last["signature"].as_str().unwrap().is_empty());
-    assert!(
-        block0[..block0.len() - 1]
-            .iter()
-            .all(|d| d["type"] == "thinking_delta")
-    );
-    let text_start = events
-        .iter()
-        .find(|(n, e)| n == "content_block_start" && e["index"] == 1)
-        .unwrap();
+    assert!(block0[..block0.len() - 1].iter().all(|d| d["type"] == "thinking_delta"));
+    let text_start = events.iter().find(|(n, e)| n == "content_block_start" && e["index"] == 1).unwrap();
     assert_eq!(text_start.1["content_block"]["type"], "text");
 
     // A request with thinking enabled gets a thinking block even without scripted thinking;
@@ -109,18 +78,9 @@ async fn thinking_comes_first_with_a_signature() {
     body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
     let v: Value = json_of(anthropic(&mock, "sk-ant-1", &body)).await;
     assert_eq!(v["content"][0]["type"], "thinking");
-    assert!(
-        v["content"][0]["signature"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty())
-    );
+    assert!(v["content"][0]["signature"].as_str().is_some_and(|s| !s.is_empty()));
     assert_eq!(v["content"][1], json!({"type": "text", "text": "x"}));
-    let v: Value = json_of(anthropic(
-        &mock,
-        "sk-ant-1",
-        &anthropic_body(&json!({"reply": "x"}), false),
-    ))
-    .await;
+    let v: Value = json_of(anthropic(&mock, "sk-ant-1", &anthropic_body(&json!({"reply": "x"}), false))).await;
     assert_eq!(v["content"], json!([{"type": "text", "text": "x"}]));
 }
 
@@ -128,14 +88,10 @@ async fn thinking_comes_first_with_a_signature() {
 async fn tool_use_input_json_deltas_reassemble_to_the_arguments() {
     let mock = MockServer::start().await;
     let args = json!({"city": "Zürich", "days": [1, 2], "detail": {"wind": true}});
-    let d =
-        json!({"reply": "Checking.", "tool_calls": [{"name": "get_weather", "arguments": args}]});
+    let d = json!({"reply": "Checking.", "tool_calls": [{"name": "get_weather", "arguments": args}]});
     let text = text_of(anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true))).await;
     let events = named_events(&text);
-    let start = events
-        .iter()
-        .find(|(n, e)| n == "content_block_start" && e["index"] == 1)
-        .unwrap();
+    let start = events.iter().find(|(n, e)| n == "content_block_start" && e["index"] == 1).unwrap();
     assert_eq!(
         start.1["content_block"],
         json!({"type": "tool_use", "id": "toolu_0", "name": "get_weather", "input": {}})
@@ -149,10 +105,7 @@ async fn tool_use_input_json_deltas_reassemble_to_the_arguments() {
         })
         .collect();
     assert!(fragments.len() > 2);
-    assert_eq!(
-        serde_json::from_str::<Value>(&fragments.concat()).unwrap(),
-        args
-    );
+    assert_eq!(serde_json::from_str::<Value>(&fragments.concat()).unwrap(), args);
     let delta = &events[events.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
 
@@ -160,12 +113,7 @@ async fn tool_use_input_json_deltas_reassemble_to_the_arguments() {
     assert_eq!(v["type"], "message");
     assert_eq!(v["stop_reason"], "tool_use");
     assert_eq!(v["content"][1]["input"], args);
-    for field in [
-        "input_tokens",
-        "output_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-    ] {
+    for field in ["input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"] {
         assert!(v["usage"][field].is_u64(), "{field}");
     }
 }
@@ -177,23 +125,14 @@ async fn requests_without_version_max_tokens_or_a_good_key_are_rejected() {
     let url = format!("{}/v1/messages", mock.anthropic_base());
     let check = |response: reqwest::Response, status: u16, kind: &'static str| async move {
         assert_eq!(response.status(), status);
-        let header_id = response.headers()["request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let header_id = response.headers()["request-id"].to_str().unwrap().to_owned();
         let v: Value = response.json().await.unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], kind);
         assert_eq!(v["request_id"], header_id.as_str());
         v["error"]["message"].as_str().unwrap().to_owned()
     };
-    let no_version = client()
-        .post(&url)
-        .header("x-api-key", "sk-ant-1")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let no_version = client().post(&url).header("x-api-key", "sk-ant-1").json(&body).send().await.unwrap();
     let message = check(no_version, 400, "invalid_request_error").await;
     assert_eq!(message, "anthropic-version: header is required");
 
@@ -202,10 +141,7 @@ async fn requests_without_version_max_tokens_or_a_good_key_are_rejected() {
     let message = check(response, 400, "invalid_request_error").await;
     assert_eq!(message, "max_tokens: Field required");
 
-    let response = anthropic(&mock, "sk-revoked-1", &body)
-        .send()
-        .await
-        .unwrap();
+    let response = anthropic(&mock, "sk-revoked-1", &body).send().await.unwrap();
     check(response, 401, "authentication_error").await;
 
     let bearer_without_beta = client()
@@ -223,15 +159,9 @@ async fn requests_without_version_max_tokens_or_a_good_key_are_rejected() {
 async fn oauth_tokens_work_expire_and_get_revoked() {
     let mock = MockServer::start().await;
     let body = anthropic_body(&json!({"reply": "ok"}), false);
-    let response = oauth(&mock, "sk-ant-oat01-fresh", &body)
-        .send()
-        .await
-        .unwrap();
+    let response = oauth(&mock, "sk-ant-oat01-fresh", &body).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["anthropic-ratelimit-unified-status"],
-        "allowed"
-    );
+    assert_eq!(response.headers()["anthropic-ratelimit-unified-status"], "allowed");
     assert_eq!(mock.hits("sk-ant-oat01-fresh"), 1);
 
     let (status, v) = status_json(oauth(&mock, "sk-ant-oat01-expired-1", &body)).await;
@@ -252,31 +182,16 @@ async fn oauth_tokens_work_expire_and_get_revoked() {
 async fn rate_limit_overload_and_billing_faults() {
     let mock = MockServer::start().await;
     let d = json!({"fault": {"kind": "rate_limit", "retry_after": 12}});
-    let response = anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true))
-        .send()
-        .await
-        .unwrap();
+    let response = anthropic(&mock, "sk-ant-1", &anthropic_body(&d, true)).send().await.unwrap();
     assert_eq!(response.status(), 429);
     let h = response.headers();
     assert_eq!(h["retry-after"], "12");
     assert_eq!(h["anthropic-ratelimit-unified-status"], "rejected");
     assert_eq!(h["anthropic-ratelimit-unified-5h-status"], "rejected");
-    let reset: u64 = h["anthropic-ratelimit-unified-5h-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let reset: u64 = h["anthropic-ratelimit-unified-5h-reset"].to_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!((now + 10..=now + 14).contains(&reset), "{reset} vs {now}");
-    assert!(
-        h["anthropic-ratelimit-requests-reset"]
-            .to_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    assert!(h["anthropic-ratelimit-requests-reset"].to_str().unwrap().ends_with('Z'));
     let v: Value = response.json().await.unwrap();
     assert_eq!(v["error"]["type"], "rate_limit_error");
 
@@ -287,36 +202,27 @@ async fn rate_limit_overload_and_billing_faults() {
         ("invalid_key", 401, "authentication_error"),
     ] {
         let d = json!({"fault": {"kind": kind}});
-        let (status, v) =
-            status_json(anthropic(&mock, "sk-ant-1", &anthropic_body(&d, false))).await;
+        let (status, v) = status_json(anthropic(&mock, "sk-ant-1", &anthropic_body(&d, false))).await;
         assert_eq!(status, expected, "{kind}");
         assert_eq!(v["error"]["type"], error);
     }
 
     // A subscription hitting its weekly limit sees the 7-day window rejected.
     let d = json!({"fault": {"kind": "quota"}});
-    let response = oauth(&mock, "sk-ant-oat01-x", &anthropic_body(&d, false))
-        .send()
-        .await
-        .unwrap();
+    let response = oauth(&mock, "sk-ant-oat01-x", &anthropic_body(&d, false)).send().await.unwrap();
     assert_eq!(response.status(), 429);
-    assert_eq!(
-        response.headers()["anthropic-ratelimit-unified-7d-status"],
-        "rejected"
-    );
+    assert_eq!(response.headers()["anthropic-ratelimit-unified-7d-status"], "rejected");
 }
 
 #[tokio::test]
 async fn count_tokens_estimates_the_input() {
     let mock = MockServer::start().await;
-    let body = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "count me please, twice over"}]});
+    let body =
+        json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "count me please, twice over"}]});
     let sent = serde_json::to_vec(&body).unwrap().len() as u64;
     let (status, v) = status_json(
         client()
-            .post(format!(
-                "{}/v1/messages/count_tokens",
-                mock.anthropic_base()
-            ))
+            .post(format!("{}/v1/messages/count_tokens", mock.anthropic_base()))
             .header("x-api-key", "sk-ant-1")
             .header("anthropic-version", "2023-06-01")
             .json(&body),
@@ -336,54 +242,30 @@ async fn token_endpoint_serves_both_grants() {
         "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"});
     for path in ["/v1/oauth/token", "/oauth/token"] {
         for body in [&exchange, &refresh] {
-            let (status, v) =
-                status_json(client().post(format!("{}{path}", mock.url())).json(body)).await;
+            let (status, v) = status_json(client().post(format!("{}{path}", mock.url())).json(body)).await;
             assert_eq!(status, 200);
-            assert!(
-                v["access_token"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("sk-ant-oat01-")
-            );
-            assert!(
-                v["refresh_token"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("sk-ant-ort01-")
-            );
+            assert!(v["access_token"].as_str().unwrap().starts_with("sk-ant-oat01-"));
+            assert!(v["refresh_token"].as_str().unwrap().starts_with("sk-ant-ort01-"));
             assert_eq!(v["token_type"], "Bearer");
             assert_eq!(v["expires_in"], 28800);
             assert!(v["organization"]["uuid"].is_string());
             assert_eq!(v["account"]["email_address"], "user@example.com");
             // The issued token is accepted by the messages endpoint.
             let token = v["access_token"].as_str().unwrap();
-            let answer = oauth(&mock, token, &anthropic_body(&json!({}), false))
-                .send()
-                .await
-                .unwrap();
+            let answer = oauth(&mock, token, &anthropic_body(&json!({}), false)).send().await.unwrap();
             assert_eq!(answer.status(), 200);
         }
     }
     let mut invalid = refresh.clone();
     invalid["refresh_token"] = json!("sk-ant-ort01-invalid");
-    let (status, v) = status_json(
-        client()
-            .post(format!("{}/v1/oauth/token", mock.url()))
-            .json(&invalid),
-    )
-    .await;
+    let (status, v) = status_json(client().post(format!("{}/v1/oauth/token", mock.url())).json(&invalid)).await;
     assert_eq!(status, 400);
     assert_eq!(v["error"], "invalid_grant");
     assert!(v["error_description"].is_string());
 
     let mut incomplete = exchange.clone();
     incomplete.as_object_mut().unwrap().remove("code_verifier");
-    let (status, v) = status_json(
-        client()
-            .post(format!("{}/v1/oauth/token", mock.url()))
-            .json(&incomplete),
-    )
-    .await;
+    let (status, v) = status_json(client().post(format!("{}/v1/oauth/token", mock.url())).json(&incomplete)).await;
     assert_eq!(status, 400);
     assert_eq!(v["error"], "invalid_request");
 }

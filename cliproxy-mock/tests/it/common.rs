@@ -5,10 +5,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("building a client")
+    reqwest::Client::builder().no_proxy().build().expect("building a client")
 }
 
 /// A user message carrying a directive.
@@ -18,10 +15,7 @@ pub fn user(d: &Value) -> Value {
 
 /// A chat completions request with `key`.
 pub fn openai(mock: &MockServer, key: &str, body: &Value) -> reqwest::RequestBuilder {
-    client()
-        .post(format!("{}/chat/completions", mock.openai_base()))
-        .bearer_auth(key)
-        .json(body)
+    client().post(format!("{}/chat/completions", mock.openai_base())).bearer_auth(key).json(body)
 }
 
 /// An OpenAI request body with a directive.
@@ -51,9 +45,7 @@ pub fn data_frames(text: &str) -> Vec<Value> {
     assert!(text.ends_with("\n\n"), "unterminated stream: {text:?}");
     text.split_terminator("\n\n")
         .map(|frame| {
-            let data = frame
-                .strip_prefix("data: ")
-                .unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
+            let data = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data frame: {frame:?}"));
             assert!(!data.contains('\n'), "multi-line frame {frame:?}");
             if data == "[DONE]" {
                 json!("[DONE]")
@@ -69,12 +61,8 @@ pub fn named_events(text: &str) -> Vec<(String, Value)> {
     text.split_terminator("\n\n")
         .map(|frame| {
             let (event, data) = frame.split_once('\n').expect("event and data lines");
-            let name = event
-                .strip_prefix("event: ")
-                .expect("event line")
-                .to_owned();
-            let data: Value =
-                serde_json::from_str(data.strip_prefix("data: ").expect("data line")).unwrap();
+            let name = event.strip_prefix("event: ").expect("event line").to_owned();
+            let data: Value = serde_json::from_str(data.strip_prefix("data: ").expect("data line")).unwrap();
             assert_eq!(data["type"], name.as_str());
             (name, data)
         })

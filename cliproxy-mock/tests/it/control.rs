@@ -18,12 +18,7 @@ async fn hits_count_per_key_even_for_errors() {
     openai(&mock, "sk-bad", &ok).send().await.unwrap();
     let limited = anthropic_body(&json!({"fault": {"kind": "rate_limit"}}), false);
     anthropic(&mock, "sk-2", &limited).send().await.unwrap();
-    client()
-        .post(format!("{}/v1/chat/completions", mock.url()))
-        .json(&ok)
-        .send()
-        .await
-        .unwrap();
+    client().post(format!("{}/v1/chat/completions", mock.url())).json(&ok).send().await.unwrap();
     assert_eq!(mock.hits("sk-1"), 3);
     assert_eq!(mock.hits("sk-bad"), 1);
     assert_eq!(mock.hits("sk-2"), 1);
@@ -31,16 +26,9 @@ async fn hits_count_per_key_even_for_errors() {
     assert_eq!(mock.total_hits(), 6);
 
     let hits: Value = json_of(client().get(format!("{}/__mock/hits", mock.url()))).await;
-    assert_eq!(
-        hits,
-        json!({"total": 6, "cancelled": 0, "by_key": {"sk-1": 3, "sk-bad": 1, "sk-2": 1}})
-    );
+    assert_eq!(hits, json!({"total": 6, "cancelled": 0, "by_key": {"sk-1": 3, "sk-bad": 1, "sk-2": 1}}));
 
-    let reset = client()
-        .post(format!("{}/__mock/reset", mock.url()))
-        .send()
-        .await
-        .unwrap();
+    let reset = client().post(format!("{}/__mock/reset", mock.url())).send().await.unwrap();
     assert!(reset.status().is_success());
     assert_eq!((mock.total_hits(), mock.hits("sk-1")), (0, 0));
     assert!(mock.requests().is_empty());
@@ -61,10 +49,7 @@ async fn requests_are_recorded() {
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 1);
     let r = &recorded[0];
-    assert_eq!(
-        (r.method.as_str(), r.path.as_str()),
-        ("POST", "/v1/chat/completions")
-    );
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/chat/completions"));
     assert_eq!(r.query, "trace=1");
     assert_eq!(r.header("authorization"), Some("Bearer sk-1"));
     assert_eq!(r.header("X-Custom"), Some("yes"));
@@ -76,21 +61,12 @@ async fn requests_are_recorded() {
     assert_eq!(listed[0]["path"], "/v1/chat/completions");
     let sent: Value = serde_json::from_str(listed[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent, body);
-    assert!(
-        listed[0]["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h[0] == "x-custom")
-    );
+    assert!(listed[0]["headers"].as_array().unwrap().iter().any(|h| h[0] == "x-custom"));
 }
 
 #[test]
 fn directive_text_is_marker_and_compact_json() {
-    assert_eq!(
-        directive(&json!({"reply": "a b"})),
-        r#"mock:{"reply":"a b"}"#
-    );
+    assert_eq!(directive(&json!({"reply": "a b"})), r#"mock:{"reply":"a b"}"#);
 }
 
 #[tokio::test]
@@ -108,11 +84,8 @@ async fn binary_prints_where_it_listens_and_serves() {
     .await
     .unwrap()
     .unwrap();
-    let url = line
-        .trim_end()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line was {line:?}"))
-        .to_owned();
+    let url =
+        line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line was {line:?}")).to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let answer = client()
         .post(format!("{url}/v1/chat/completions"))
