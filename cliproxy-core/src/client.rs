@@ -669,7 +669,12 @@ impl Client {
                 tracing::debug!(credential = %t.credential.id, status = resp.status.as_u16(), "upstream count_tokens failed; estimating");
             }
         }
-        let ir = anthropic::parse_request(&body)?;
+        // `count_tokens` bodies carry no `max_tokens`; the Messages parser requires one.
+        let mut with_max = value;
+        if with_max.get("max_tokens").is_none() {
+            with_max["max_tokens"] = 1.into();
+        }
+        let ir = anthropic::parse_request(&serde_json::to_vec(&with_max).expect("json values serialize"))?;
         let n = crate::tokens::count_request(&ir);
         Ok(Bytes::from(format!("{{\"input_tokens\":{n}}}")))
     }
@@ -890,7 +895,7 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
         Dialect::OpenAiChat => {
             let data = ev.data.trim_start();
             if data.starts_with("{\"error\"") {
-                return Err(openai_chat::parse_error(502, data.as_bytes()));
+                return Err(openai_chat::parse_stream_error(data.as_bytes()));
             }
             if data.contains("\"usage\":{")
                 && let Ok(chunk) = serde_json::from_str::<OpenAiUsageChunk>(data)
@@ -905,7 +910,7 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
         }
         Dialect::Anthropic => {
             match ev.event.as_deref() {
-                Some("error") => return Err(anthropic::parse_error(502, ev.data.as_bytes())),
+                Some("error") => return Err(anthropic::parse_stream_error(ev.data.as_bytes())),
                 Some("message_start") | Some("message_delta") => {
                     if let Ok(e) = serde_json::from_str::<AnthropicUsageEvent>(&ev.data)
                         && let Some(u) = e.usage.or(e.message.and_then(|m| m.usage))

@@ -303,3 +303,17 @@ async fn entries_without_a_model_list_offer_the_upstream_list() {
     // A catch-all entry still serves names its upstream did not list.
     assert_eq!(rig.chat(&chat_body("some-other-model", "hi", false)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn an_overloaded_stream_start_fails_over_without_cooling_the_key() {
+    let rig = start_with(&two_keys("")).await;
+    let text = say(json!({"reply": "from the other key", "per_key": {"sk-ant-one": {"stream_error_after": 0}}}));
+    for _ in 0..2 {
+        let r = rig.messages(&messages_body("claude-sonnet-4-5", &text, true)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(anthropic_stream_text(&r.text().await.unwrap()), "from the other key");
+    }
+    assert!(rig.server.client().cooldowns().is_empty(), "overloaded is not the key's fault");
+    assert_eq!(rig.mock.hits("sk-ant-two"), 2);
+    assert_eq!(rig.mock.hits("sk-ant-one"), 2, "still tried: an overloaded upstream earns no cooldown");
+}

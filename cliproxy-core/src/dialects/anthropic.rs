@@ -730,6 +730,12 @@ pub fn parse_error(status: u16, body: &[u8]) -> Error {
     parse_error_body(Some(status), body)
 }
 
+/// An `error` event inside a 200 stream: no HTTP status, so the one its type implies is used
+/// (`overloaded_error` → 529, which is not the credential's fault).
+pub fn parse_stream_error(data: &[u8]) -> Error {
+    parse_error_body(None, data)
+}
+
 fn parse_error_body(status: Option<u16>, body: &[u8]) -> Error {
     match serde_json::from_slice::<ErrorBodyWire<'_>>(body).ok().and_then(|b| b.error) {
         Some(e) => error_from_wire(status, &e),

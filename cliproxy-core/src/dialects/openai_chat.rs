@@ -866,6 +866,12 @@ pub fn parse_error(status: u16, body: &[u8]) -> Error {
     error_from_wire(Some(status), raw, body)
 }
 
+/// An error frame inside a 200 stream (`data: {"error":…}`), which has no HTTP status of its own.
+pub fn parse_stream_error(data: &[u8]) -> Error {
+    let raw = serde_json::from_slice::<ErrorEnvelope<'_>>(data).ok().and_then(|e| e.error);
+    error_from_wire(None, raw, data)
+}
+
 #[derive(Deserialize)]
 struct ErrorEnvelope<'a> {
     #[serde(borrow)]
