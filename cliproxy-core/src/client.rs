@@ -358,16 +358,17 @@ impl Client {
         let access = cred.token.access(ctx, force_refresh).await.map_err(|e| {
             Failure::Class(ErrorClass { error: e, retry_other: true, cooldown: None, refresh: false, disable: None })
         })?;
-        let passthrough = provider.dialect() == Some(req.request.dialect);
-        let mut translated: Option<ChatRequest> = None;
-        let body = if passthrough {
-            req.peek.rewrite(&req.request.body, &target.model, req.request.dialect)
+        // `None`: same dialect on both sides, the body passes through; `Some`: the request as translated.
+        let translated: Option<ChatRequest> = if provider.dialect() == Some(req.request.dialect) {
+            None
         } else {
             let mut ir = req.ir()?.clone();
             ir.model = target.model.clone();
-            let body = provider.encode_request(&ir).map_err(Failure::Fatal)?;
-            translated = Some(ir);
-            body
+            Some(ir)
+        };
+        let body = match &translated {
+            None => req.peek.rewrite(&req.request.body, &target.model, req.request.dialect),
+            Some(ir) => provider.encode_request(ir).map_err(Failure::Fatal)?,
         };
         let call = UpstreamCall {
             credential: cred,
@@ -380,7 +381,7 @@ impl Client {
         let http_req = provider.build_http(&call, body).map_err(Failure::Fatal)?;
         self.inner.router.limiter.try_acquire(&cred.id, cred.rate_limit, req.estimate, self.now()).ok();
         self.count(&cred.id, |c| c.requests += 1);
-        tracing::debug!(credential = %cred.id, model = %target.model, passthrough, "sending upstream request");
+        tracing::debug!(credential = %cred.id, model = %target.model, passthrough = translated.is_none(), "sending upstream request");
 
         let timeouts = &ctx.config.timeouts;
         let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
@@ -424,39 +425,35 @@ impl Client {
             let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle)
                 .await
                 .map_err(|e| Failure::Class(transport_class(e)))?;
-            let body = if passthrough {
-                outcome.settle(json_usage(req.request.dialect, &body));
-                body
-            } else {
-                let parsed = match &translated {
-                    Some(ir) => provider.parse_response_for(ir, &body),
-                    None => provider.parse_response(&body),
-                };
-                let parsed = parsed.map_err(|e| Failure::Class(transport_class(e)))?;
-                outcome.settle(Some(parsed.usage));
-                Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model))
+            let body = match &translated {
+                None => {
+                    outcome.settle(json_usage(req.request.dialect, &body));
+                    body
+                }
+                Some(ir) => {
+                    let parsed =
+                        provider.parse_response_for(ir, &body).map_err(|e| Failure::Class(transport_class(e)))?;
+                    outcome.settle(Some(parsed.usage));
+                    Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model))
+                }
             };
             self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
             return Ok(Reply::Json { body, credential: cred.id.clone() });
         }
 
-        let mode = if passthrough {
-            Mode::Passthrough {
+        let mode = match &translated {
+            None => Mode::Passthrough {
                 dialect: req.request.dialect,
                 strip_usage: req.request.dialect == Dialect::OpenAiChat && !req.peek.client_wants_usage(),
                 sse: SseDecoder::new(),
                 events: Vec::new(),
-            }
-        } else {
-            Mode::Translate {
-                upstream: match &translated {
-                    Some(ir) => provider.stream_decoder_for(ir),
-                    None => provider.stream_decoder(),
-                },
+            },
+            Some(ir) => Mode::Translate {
+                upstream: provider.stream_decoder_for(ir),
                 events: Vec::new(),
                 encoder: req.request.dialect.stream_encoder(&req.peek.model, req.peek.client_wants_usage()),
                 out: Vec::new(),
-            }
+            },
         };
         let remaining = first_byte.saturating_sub(ctx.runtime.now().duration_since(started).unwrap_or_default());
         let mut state = StreamState {
