@@ -247,7 +247,8 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
     Ok(out)
 }
 
-fn parse_headers(
+/// Configured `headers:` of an entry as HTTP headers; `entry` names it in errors.
+pub(crate) fn parse_headers(
     headers: &std::collections::BTreeMap<String, String>,
     entry: &str,
 ) -> Result<Vec<(http::HeaderName, http::HeaderValue)>> {

@@ -30,7 +30,7 @@ use serde_json::Value;
 use self::auth::{AuthMethod, KiroRefresher, Store, TokenRecord};
 use self::fingerprint::Fingerprint;
 use self::usage::UsageSnapshot;
-use super::{Ctx, Provider, UpstreamCall, UpstreamStream, finish_request};
+use super::{Ctx, Provider, UpstreamCall, UpstreamStream, finish_request, parse_headers};
 use crate::auth::refresh::{RefreshingToken, Token};
 use crate::config::{Config, ModelAlias, RateLimit, Secret};
 use crate::credential::{Credential, CredentialState, TokenSource};
@@ -454,18 +454,6 @@ fn spawn_usage_checker(ctx: Arc<Ctx>, account: Weak<Account>, token: Weak<Refres
         }
         .boxed(),
     );
-}
-
-fn parse_headers(h: &BTreeMap<String, String>, entry: &str) -> Result<Vec<(http::HeaderName, http::HeaderValue)>> {
-    h.iter()
-        .map(|(k, v)| {
-            let name = http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| Error::config(format!("{entry}: invalid header name `{k}`")))?;
-            let value = http::HeaderValue::from_str(v)
-                .map_err(|_| Error::config(format!("{entry}: invalid value for header `{k}`")))?;
-            Ok((name, value))
-        })
-        .collect()
 }
 
 /// The credentials of the `kiro:` config entries.
