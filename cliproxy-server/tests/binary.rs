@@ -76,17 +76,22 @@ openai-compatibility:
     base-url: "{url}/v1"
     api-key-entries: [{{ api-key: "sk-compat-SECRET-2222" }}, {{ api-key: "sk-compat-SECRET-invalid-3333" }}]
     models: [{{ name: gpt-4o }}]
+kiro: [{{ access-token: "aoaTEST-SECRET-5555" }}]
+kiro-endpoints:
+  api-base-url: "{url}/kiro/q/{{region}}"
+  fallback-api-base-url: "{url}/kiro/cw/{{region}}"
 "#,
             url = mock.url()
         ),
     );
-    let run = spawn(&config, &[("RUST_LOG", "debug")]);
+    let home = dir.path().to_str().unwrap();
+    let run = spawn(&config, &[("RUST_LOG", "debug"), ("HOME", home), ("XDG_CONFIG_HOME", home)]);
     let http = reqwest::Client::new();
     let chat = |key: &str, body: serde_json::Value| {
         http.post(format!("{}/v1/chat/completions", run.base)).bearer_auth(key).json(&body).send()
     };
     // Success through both providers, a rejected upstream key (disabled), a rate limit, a bad client key.
-    for model in ["gpt-4o", "claude-sonnet-4-5", "gpt-4o", "gpt-4o"] {
+    for model in ["gpt-4o", "claude-sonnet-4-5", "gpt-4o", "gpt-4o", "kiro-claude-sonnet-4-5"] {
         let r = chat("client-SECRET-9999", chat_body(model, "hi", false)).await.unwrap();
         assert_eq!(r.status(), 200);
     }
@@ -99,7 +104,15 @@ openai-compatibility:
     let (_, logs) = run.terminate();
     assert!(logs.contains("credential"), "logs should mention credentials by id: {logs}");
     assert!(logs.contains("openai-compat:c-1"), "{logs}");
-    for secret in ["SECRET-9999", "SECRET-0000", "SECRET-1111", "SECRET-2222", "SECRET-invalid-3333", "client-WRONG"] {
+    for secret in [
+        "SECRET-9999",
+        "SECRET-0000",
+        "SECRET-1111",
+        "SECRET-2222",
+        "SECRET-invalid-3333",
+        "SECRET-5555",
+        "client-WRONG",
+    ] {
         assert!(!logs.contains(secret), "log leaked {secret}:\n{logs}");
     }
 }
