@@ -2,7 +2,7 @@
 //! binaries and measures, in one run, the direct-to-mock ceiling and the same requests through the server:
 //! added latency (p50/p99) for an OpenAI chat passthrough, added time-to-first-token for a stream, server CPU
 //! per request (from /proc), idle RSS, and start-to-first-answer. Results go to stdout and
-//! `bench/results/server-<unix time>.json`. It reports; it does not assert (timing is not a test).
+//! `bench/results/server-<unix time>.json` under the current directory. It reports; it does not assert (timing is not a test).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -94,9 +94,12 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let n: usize = arg("--requests").and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let target = arg("--target-dir").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let bin = |name: &str| target.join("release").join(name).to_string_lossy().into_owned();
+    // The server and mock binaries sit next to this one (all three come from one `cargo build --release`).
+    let bin_dir = match arg("--target-dir") {
+        Some(t) => std::path::PathBuf::from(t).join("release"),
+        None => std::env::current_exe().unwrap().parent().unwrap().to_path_buf(),
+    };
+    let bin = |name: &str| bin_dir.join(name).to_string_lossy().into_owned();
 
     let (mock, _) = spawn(&bin("cliproxy-mock"), &["--port", "0"]);
     let dir = std::env::temp_dir().join(format!("cliproxy-bench-{}", std::process::id()));
@@ -149,7 +152,7 @@ async fn main() {
         "start_to_first_answer_ms": start_to_first_answer.as_secs_f64() * 1e3,
     });
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
-    let out = root.join("bench/results");
+    let out = std::path::Path::new("bench/results");
     std::fs::create_dir_all(&out).unwrap();
     let file = out.join(format!("server-{}.json", result["when_unix"]));
     std::fs::write(&file, serde_json::to_vec_pretty(&result).unwrap()).unwrap();
