@@ -153,7 +153,7 @@ async fn main() {
     });
     println!("{}", serde_json::to_string_pretty(&result).unwrap());
     let out = std::path::Path::new("bench/results");
-    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(out).unwrap();
     let file = out.join(format!("server-{}.json", result["when_unix"]));
     std::fs::write(&file, serde_json::to_vec_pretty(&result).unwrap()).unwrap();
     eprintln!("written to {}", file.display());
