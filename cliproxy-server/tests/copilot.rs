@@ -82,10 +82,6 @@ fn credential<'a>(listing: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{id} in {listing}"))
 }
 
-async fn management(rig: &Rig, path: &str) -> Value {
-    rig.http.get(rig.url(path)).bearer_auth(MGMT).send().await.unwrap().json().await.unwrap()
-}
-
 /// The poll answers the mock gave, in order (`authorization_pending`, `slow_down`, or `token`).
 fn poll_log(mock: &MockServer) -> Vec<String> {
     mock.requests().iter().filter(|r| r.path.ends_with("/login/oauth/access_token")).map(|r| r.path.clone()).collect()
@@ -175,7 +171,7 @@ async fn http_login_endpoints_drive_the_device_flow() {
     let id = started["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        let s = management(&rig, &format!("/v0/management/login/{id}")).await;
+        let s = rig.management(&format!("/v0/management/login/{id}")).await;
         if s["status"] != "pending" || Instant::now() > deadline {
             break s;
         }
@@ -183,7 +179,7 @@ async fn http_login_endpoints_drive_the_device_flow() {
     };
     assert_eq!(status["status"], "success", "{status}");
     assert_eq!(status["credential"], "copilot:github-copilot-mona");
-    let creds = management(&rig, "/v0/management/credentials").await;
+    let creds = rig.management("/v0/management/credentials").await;
     let c = credential(&creds, "copilot:github-copilot-mona");
     assert_eq!((c["provider"].as_str(), c["state"].as_str()), (Some("copilot"), Some("ready")), "{creds}");
 }
@@ -393,7 +389,7 @@ async fn revoked_github_token_marks_the_account_as_needing_login() {
         assert!(Instant::now() < deadline, "{:?}", rig.server.client().credentials());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let creds = management(&rig, "/v0/management/credentials").await;
+    let creds = rig.management("/v0/management/credentials").await;
     let c = credential(&creds, "copilot:github-copilot-gone");
     assert_eq!(c["state"], "needs_login", "{creds}");
     assert!(c["reason"].as_str().unwrap().contains("login copilot"), "{creds}");
@@ -422,7 +418,7 @@ async fn model_rate_limit_leaves_other_models_usable_and_global_limit_does_not()
     assert_eq!(r.status(), 429);
     let r = rig.chat(&chat_body("claude-sonnet-4", &ok, false)).await;
     assert_eq!(r.status(), 429, "an account-wide limit cools every model");
-    let cds = management(&rig, "/v0/management/cooldowns").await;
+    let cds = rig.management("/v0/management/cooldowns").await;
     let list = cds["cooldowns"].as_array().unwrap();
     assert!(list.iter().any(|c| c["model"] == "gpt-4o"), "{cds}");
     assert!(list.iter().any(|c| c["model"].is_null()), "{cds}");

@@ -51,8 +51,7 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
 }
 
 async fn credentials(rig: &Rig) -> Vec<Value> {
-    let r = rig.http.get(rig.url("/v0/management/credentials")).bearer_auth(MGMT).send().await.unwrap();
-    json_of(r).await.1["credentials"].as_array().unwrap().clone()
+    rig.management("/v0/management/credentials").await["credentials"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -40,8 +40,7 @@ async fn a_rate_limited_key_rests_while_the_other_serves_everything() {
     }
     assert_eq!(rig.mock.hits("sk-one"), 1, "the limited key gets no request during its cooldown");
     assert_eq!(rig.mock.hits("sk-two"), 10);
-    let cds: Value =
-        rig.http.get(rig.url("/v0/management/cooldowns")).bearer_auth(MGMT).send().await.unwrap().json().await.unwrap();
+    let cds = rig.management("/v0/management/cooldowns").await;
     let list = cds["cooldowns"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{cds}");
     assert_eq!(list[0]["credential"], "openai-compat:pool-0");

@@ -62,6 +62,11 @@ impl Rig {
         format!("{}{path}", self.base)
     }
 
+    /// GET a management route with the management secret, as JSON.
+    pub async fn management(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).bearer_auth(MGMT).send().await.unwrap().json().await.unwrap()
+    }
+
     /// POST an OpenAI chat request with the client key.
     pub async fn chat(&self, body: &Value) -> reqwest::Response {
         self.http.post(self.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).json(body).send().await.unwrap()
