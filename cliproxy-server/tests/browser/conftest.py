@@ -2,15 +2,17 @@
 session, a private auth-dir) and a headless Chromium with a fresh profile."""
 import json
 import os
-import subprocess
+import sys
 import tempfile
 import urllib.request
 
 import pytest
+
+# binaries.py, shared with the other Python suites, lives in cliproxy-server/tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import binaries  # noqa: E402
 from playwright.sync_api import sync_playwright
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 MGMT = "browser-mgmt-secret"
 CLIENT_KEY = "browser-client-key"
@@ -18,19 +20,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _start(argv, env=None):
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = proc.stdout.readline().strip()
-    assert line.startswith("listening on "), f"{argv[0]} said {line!r}"
-    return proc, line[len("listening on "):]
-
-
-@pytest.fixture(scope="session")
-def mock():
-    proc, url = _start([os.path.join(TARGET, "debug", "cliproxy-mock"), "--port", "0"])
-    yield url
-    proc.terminate()
-    proc.wait(10)
+mock = pytest.fixture(scope="session")(binaries.mock)
 
 
 def mock_requests(mock_url):
@@ -66,7 +56,7 @@ kiro-endpoints:
             f.write(config)
         env = dict(os.environ, HOME=self.home)
         env.pop("CLIPROXY_API_KEY", None)
-        self.proc, self.url = _start([os.path.join(TARGET, "debug", "cliproxy-server"), "--config", path], env)
+        self.proc, self.url = binaries.start("cliproxy-server", ["--config", path], env)
 
     def stop(self):
         self.proc.terminate()

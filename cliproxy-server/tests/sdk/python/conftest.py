@@ -1,30 +1,20 @@
 """Starts the real mock upstream and the real server binaries for the official-SDK tests."""
 import json
 import os
-import subprocess
+import sys
 import tempfile
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+# binaries.py, shared with the other Python suites, lives in cliproxy-server/tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+import binaries  # noqa: E402
+
 CLIENT_KEY = "sdk-client-key"
 MGMT = "sdk-mgmt-secret"
 
 
-def _start(argv, env=None):
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = proc.stdout.readline().strip()
-    assert line.startswith("listening on "), f"{argv[0]} said {line!r}"
-    return proc, line[len("listening on "):]
-
-
-@pytest.fixture(scope="session")
-def mock():
-    proc, url = _start([os.path.join(TARGET, "debug", "cliproxy-mock"), "--port", "0"])
-    yield url
-    proc.terminate()
-    proc.wait(10)
+mock = pytest.fixture(scope="session")(binaries.mock)
 
 
 BASE = f"""
@@ -58,7 +48,7 @@ class Server:
             f.write(config_text)
         env = dict(os.environ)
         env.pop("CLIPROXY_API_KEY", None)
-        self.proc, self.url = _start([os.path.join(TARGET, "debug", "cliproxy-server"), "--config", path], env)
+        self.proc, self.url = binaries.start("cliproxy-server", ["--config", path], env)
 
     def stop(self):
         self.proc.terminate()

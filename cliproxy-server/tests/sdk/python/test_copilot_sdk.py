@@ -11,7 +11,8 @@ import httpx
 import openai
 import pytest
 
-from conftest import CLIENT_KEY, TARGET, directive
+from binaries import TARGET
+from conftest import CLIENT_KEY, directive
 
 BIN = os.path.join(TARGET, "debug", "cliproxy-server")
 
