@@ -499,7 +499,11 @@ impl Client {
 
     fn count(&self, id: &str, f: impl FnOnce(&mut Counters)) {
         let mut stats = self.inner.stats.lock().unwrap_or_else(|p| p.into_inner());
-        f(stats.entry(id.to_owned()).or_default());
+        // Look up before inserting: the request path should not allocate a key for a credential it has seen.
+        match stats.get_mut(id) {
+            Some(c) => f(c),
+            None => f(stats.entry(id.to_owned()).or_default()),
+        }
     }
 
     /// The union of every credential's models, sorted by name.

@@ -132,7 +132,10 @@ impl Router {
             Strategy::FillFirst => 0,
             Strategy::RoundRobin => {
                 let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-                let cur = cursors.entry(model.to_owned()).or_insert(0);
+                if !cursors.contains_key(model) {
+                    cursors.insert(model.to_owned(), 0);
+                }
+                let cur = cursors.get_mut(model).expect("inserted above");
                 let i = *cur % ready.len();
                 *cur = cur.wrapping_add(1);
                 i
