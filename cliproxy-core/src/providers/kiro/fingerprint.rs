@@ -6,23 +6,9 @@
 //! pools, so it is stable across restarts and differs between accounts. Every field can be pinned under
 //! `kiro-fingerprint`.
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// `kiro-fingerprint` in config.yaml: each field, when set, replaces the derived value for every account.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", default)]
-pub struct FingerprintConfig {
-    pub sdk_version: Option<String>,
-    pub os: Option<String>,
-    pub os_version: Option<String>,
-    pub node_version: Option<String>,
-    pub kiro_version: Option<String>,
-    /// The 64-hex-digit machine id.
-    pub machine_id: Option<String>,
-    /// `x-amzn-kiro-agent-mode` (default `vibe`).
-    pub agent_mode: Option<String>,
-}
+use crate::config::FingerprintConfig;
 
 const SDK_VERSIONS: &[&str] = &["1.0.27", "1.0.28", "1.0.32", "1.0.34"];
 const OSES: &[(&str, &[&str])] = &[
