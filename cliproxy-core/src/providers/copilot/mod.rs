@@ -150,15 +150,9 @@ pub fn api_headers(b: http::request::Builder, token: &str) -> http::request::Bui
         .header("x-vscode-user-agent-library-version", "electron-fetch")
 }
 
-/// A fresh UUID-shaped id per request (Copilot correlates retries and logs by it).
+/// A fresh random UUID per request (Copilot correlates retries and logs by it).
 fn request_id() -> String {
-    use sha2::Digest;
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let d = sha2::Sha256::digest(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
-    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// What the headers depend on in a request body.

@@ -125,14 +125,9 @@ impl Fingerprint {
     }
 }
 
-/// A UUID-shaped id, unique per process and call (time, a counter and the process id, hashed).
+/// A fresh random UUID per call (AWS SDK invocation ids, conversation ids).
 pub fn invocation_id() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let d = Sha256::digest(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
-    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
