@@ -24,7 +24,7 @@ use crate::providers::copilot::{
 };
 use crate::providers::failure::Failure;
 use crate::providers::join_url;
-use crate::transport::{TransportError, TransportErrorKind, UpstreamProxy, read_body, with_timeout};
+use crate::transport::UpstreamProxy;
 
 pub const ACCOUNT_TYPE: AccountType = AccountType {
     file_type: Some(FILE_TYPE),
@@ -87,21 +87,11 @@ const CATALOGUE_EVERY: Duration = Duration::from_secs(30 * 60);
 const CATALOGUE_RETRY: Duration = Duration::from_secs(5 * 60);
 /// The shortest pause between device-flow polls, whatever the server says (it may say 0).
 const MIN_POLL: Duration = Duration::from_millis(100);
-/// Largest answer read from GitHub's endpoints.
-const MAX_BODY: usize = 4 << 20;
 
 /// One HTTP exchange with GitHub: status, headers, body. Transport failures become upstream errors.
 async fn send(ctx: &Ctx, req: http::Request<Bytes>) -> Result<(u16, http::HeaderMap, Bytes)> {
-    let t = &ctx.config.timeouts;
-    let first = Duration::from_secs(t.first_byte_seconds.max(1));
-    let idle = Duration::from_secs(t.idle_seconds.max(1));
-    let mut resp = with_timeout(&ctx.runtime, first, ctx.transport.send(req), || {
-        Err(TransportError::new(TransportErrorKind::Timeout, "GitHub did not answer in time"))
-    })
-    .await
-    .map_err(Error::from)?;
-    let body = read_body(&ctx.runtime, &mut resp.body, MAX_BODY, idle).await?;
-    Ok((resp.status.as_u16(), resp.headers, body))
+    let a = super::fetch::send(ctx, req, "GitHub").await?;
+    Ok((a.status, a.headers, a.body))
 }
 
 fn with_proxy(mut b: http::request::Builder, proxy: Option<&String>) -> http::request::Builder {
@@ -377,73 +367,43 @@ pub fn login_provider() -> Box<dyn LoginProvider> {
     Box::new(CopilotLogin)
 }
 
-#[derive(Deserialize)]
-struct DeviceCode {
-    device_code: String,
-    user_code: String,
-    verification_uri: String,
-    #[serde(default)]
-    verification_uri_complete: Option<String>,
-    #[serde(default = "default_expires_in")]
-    expires_in: u64,
-    #[serde(default = "default_interval")]
-    interval: u64,
+/// GitHub's OAuth endpoints for the device authorization grant (RFC 8628), as an `oauth2` client. The client id
+/// goes in the request body: the editor plugins' OAuth app has no secret.
+fn github_client(ctx: &Ctx) -> Result<GithubClient> {
+    let gh = &ctx.config.github_copilot;
+    let url = |path: &str| join_url(&gh.github_base_url, path);
+    let bad = |e: oauth2::url::ParseError| Error::config(format!("github-copilot.github-base-url is not a URL: {e}"));
+    Ok(oauth2::basic::BasicClient::new(oauth2::ClientId::new(CLIENT_ID.to_owned()))
+        .set_auth_type(oauth2::AuthType::RequestBody)
+        .set_device_authorization_url(oauth2::DeviceAuthorizationUrl::new(url("/login/device/code")).map_err(bad)?)
+        .set_token_uri(oauth2::TokenUrl::new(url("/login/oauth/access_token")).map_err(bad)?))
 }
 
-fn default_expires_in() -> u64 {
-    900
-}
-
-fn default_interval() -> u64 {
-    5
-}
-
-/// A poll answer: a token, or an error code (GitHub sends either with status 200, some servers 400).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PollAnswer {
-    access_token: Option<String>,
-    scope: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-    interval: Option<u64>,
-}
-
-fn post_form_json(url: &str, body: &Value, proxy: Option<&String>) -> Result<http::Request<Bytes>> {
-    let b = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, USER_AGENT);
-    with_proxy(b, proxy)
-        .body(Bytes::from(body.to_string()))
-        .map_err(|e| Error::config(format!("cannot build GitHub request: {e}")))
-}
+type GithubClient = oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
 
 impl LoginProvider for CopilotLogin {
     fn start(&self, ctx: Arc<Ctx>, _options: Value) -> BoxFuture<'static, Result<DeviceLogin>> {
         async move {
-            let gh = &ctx.config.github_copilot;
-            let url = join_url(&gh.github_base_url, "/login/device/code");
-            let req = post_form_json(
-                &url,
-                &json!({"client_id": CLIENT_ID, "scope": "read:user"}),
-                ctx.config.proxy_url.as_ref(),
-            )?;
-            let (status, _, body) = send(&ctx, req).await?;
-            if status != 200 {
-                return Err(Error::upstream(
-                    Some(status),
-                    format!("GitHub refused to start the device login ({status}): {}", snippet(&body)),
-                ));
-            }
-            let code: DeviceCode = serde_json::from_slice(&body)
-                .map_err(|e| Error::upstream(Some(status), format!("unreadable GitHub device-code answer: {e}")))?;
+            let client = github_client(&ctx)?;
+            let http = super::fetch::OAuthHttp::new(&ctx, ctx.config.proxy_url.clone(), "GitHub");
+            let details: oauth2::StandardDeviceAuthorizationResponse = client
+                .exchange_device_code()
+                .add_scope(oauth2::Scope::new("read:user".to_owned()))
+                .request_async(&http)
+                .await
+                .map_err(|e| grant_error("GitHub refused to start the device login", e))?;
             Ok(DeviceLogin {
-                verification_uri: code.verification_uri.clone(),
-                verification_uri_complete: code.verification_uri_complete.clone(),
-                user_code: code.user_code.clone(),
-                expires_in: code.expires_in,
-                poll: poll_device(ctx.clone(), code).boxed(),
+                verification_uri: details.verification_uri().to_string(),
+                verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().clone()),
+                user_code: details.user_code().secret().clone(),
+                expires_in: details.expires_in().as_secs(),
+                poll: poll_device(ctx.clone(), details).boxed(),
             })
         }
         .boxed()
@@ -454,56 +414,43 @@ fn login_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Authentication, message)
 }
 
-/// Polls until the user approved, at the interval the server asks for; then stores the account.
-async fn poll_device(ctx: Arc<Ctx>, code: DeviceCode) -> Result<Arc<Credential>> {
+/// A failed OAuth exchange as an error that says what GitHub answered (never a token: GitHub does not echo them).
+fn grant_error<T: oauth2::ErrorResponse + 'static>(what: &str, e: oauth2::RequestTokenError<Error, T>) -> Error {
+    match e {
+        oauth2::RequestTokenError::Request(e) => e,
+        oauth2::RequestTokenError::ServerResponse(r) => login_error(format!("{what}: {r}")),
+        oauth2::RequestTokenError::Parse(e, body) => {
+            Error::upstream(None, format!("{what}: unreadable answer ({e}): {}", snippet(&body)))
+        }
+        oauth2::RequestTokenError::Other(m) => Error::upstream(None, format!("{what}: {m}")),
+    }
+}
+
+/// Polls until the user approved, at the interval GitHub asks for (RFC 8628: five seconds more after each
+/// `slow_down`); then stores the account.
+async fn poll_device(ctx: Arc<Ctx>, details: oauth2::StandardDeviceAuthorizationResponse) -> Result<Arc<Credential>> {
+    use oauth2::DeviceCodeErrorResponseType as Code;
+    use oauth2::TokenResponse;
+    let client = github_client(&ctx)?;
+    let http = super::fetch::OAuthHttp::new(&ctx, ctx.config.proxy_url.clone(), "GitHub");
+    let runtime = ctx.runtime.clone();
+    let answer = client
+        .exchange_device_access_token(&details)
+        .set_time_fn(super::fetch::oauth_clock(&ctx))
+        .request_async(&http, move |d| runtime.sleep(d.max(MIN_POLL)), None)
+        .await
+        .map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) if *r.error() == Code::ExpiredToken => {
+                login_error("the GitHub login code expired before it was approved; run the login again")
+            }
+            oauth2::RequestTokenError::ServerResponse(r) if *r.error() == Code::AccessDenied => {
+                login_error("the GitHub login was denied (access_denied)")
+            }
+            e => grant_error("GitHub refused the login", e),
+        })?;
+    let scope = answer.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let token = Secret::new(answer.access_token().secret().clone());
     let gh = &ctx.config.github_copilot;
-    let url = join_url(&gh.github_base_url, "/login/oauth/access_token");
-    let deadline = ctx.runtime.now() + Duration::from_secs(code.expires_in);
-    let mut interval = Duration::from_secs(code.interval);
-    let body = json!({
-        "client_id": CLIENT_ID,
-        "device_code": code.device_code,
-        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-    });
-    let (token, scope) = loop {
-        ctx.runtime.sleep(interval.max(MIN_POLL)).await;
-        if ctx.runtime.now() > deadline {
-            return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
-        }
-        let req = post_form_json(&url, &body, ctx.config.proxy_url.as_ref())?;
-        let (status, _, answer) = match send(&ctx, req).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "GitHub device-login poll failed; retrying");
-                continue;
-            }
-        };
-        let a: PollAnswer = serde_json::from_slice(&answer).unwrap_or_default();
-        if let Some(t) = a.access_token.filter(|t| !t.is_empty()) {
-            break (t, a.scope.unwrap_or_default());
-        }
-        let description = a.error_description.unwrap_or_default();
-        match a.error.as_deref() {
-            Some("authorization_pending") => {}
-            Some("slow_down") => {
-                interval = a.interval.map(Duration::from_secs).unwrap_or(interval + Duration::from_secs(5));
-                tracing::debug!(interval_secs = interval.as_secs(), "GitHub asked to poll more slowly");
-            }
-            Some("expired_token") => {
-                return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
-            }
-            Some("access_denied") => return Err(login_error("the GitHub login was denied (access_denied)")),
-            Some(other) => return Err(login_error(format!("GitHub refused the login: {other}: {description}"))),
-            None if status >= 500 => tracing::warn!(status, "GitHub device-login poll failed; retrying"),
-            None => {
-                return Err(Error::upstream(
-                    Some(status),
-                    format!("unexpected GitHub answer while polling ({status}): {}", snippet(&answer)),
-                ));
-            }
-        }
-    };
-    let token = Secret::new(token);
     let user_url = join_url(&gh.github_api_base_url, "/user");
     let (status, _, body) = send(&ctx, github_get(&user_url, &token, ctx.config.proxy_url.as_ref())?).await?;
     let user: Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -15,6 +15,7 @@
 //! does no I/O; its account lifecycle lives here.
 
 pub mod copilot;
+pub mod fetch;
 pub mod kiro;
 pub mod openai_compat;
 pub mod refresh;

@@ -304,19 +304,10 @@ pub async fn post_json(
     send(ctx, req).await
 }
 
-/// Sends a request and reads the whole answer (bounded).
+/// Sends a request to a Kiro or AWS endpoint and reads the whole answer: status and body.
 pub async fn send(ctx: &Ctx, req: http::Request<Bytes>) -> Result<(u16, Bytes)> {
-    let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
-    let first = Duration::from_secs(ctx.config.timeouts.first_byte_seconds.max(1));
-    let sent = crate::transport::with_timeout(&ctx.runtime, first, ctx.transport.send(req), || {
-        Err(crate::transport::TransportError::new(crate::transport::TransportErrorKind::Timeout, "no answer in time"))
-    })
-    .await
-    .map_err(Error::from)?;
-    let status = sent.status.as_u16();
-    let mut body = sent.body;
-    let bytes = crate::transport::read_body(&ctx.runtime, &mut body, 1 << 20, idle).await?;
-    Ok((status, bytes))
+    let a = crate::auth::fetch::send(ctx, req, "Kiro").await?;
+    Ok((a.status, a.body))
 }
 
 /// Parses a token answer (camelCase, as SSO-OIDC and Kiro's auth service send; snake_case accepted).
