@@ -129,26 +129,26 @@ pub async fn serve_with(client: Client, listener: TcpListener, limits: ConnLimit
 /// management routes behind the management key, the pages, JSON 404/405 in each route's family, and the
 /// browser guard around everything.
 fn router(state: Arc<AppState>) -> Router {
+    // Set on each group before its layers, so the layers (CORS above all) also wrap the 405 answers.
+    let answer_405 = |r: Router<Arc<AppState>>| r.method_not_allowed_fallback(family::method_not_allowed);
     let keyed = |r: Router<Arc<AppState>>| {
-        r.route_layer(from_fn_with_state(state.clone(), auth::client_key))
+        answer_405(r)
+            .route_layer(from_fn_with_state(state.clone(), auth::client_key))
             .route_layer(from_fn_with_state(state.clone(), browser::origin))
     };
     let mut v1 = keyed(api::v1_routes());
     if let Some(cors) = state.browser.cors_layer() {
         v1 = v1.layer(cors);
     }
-    let managed = management::routes()
-        .merge(login::routes())
-        .merge(kiro_ui::actions())
+    let managed = answer_405(management::routes().merge(login::routes()).merge(kiro_ui::actions()))
         .route_layer(from_fn_with_state(state.clone(), auth::management));
     Router::new()
         .merge(v1)
         .merge(keyed(api::alias_routes()))
-        .merge(api::public_routes())
+        .merge(answer_405(api::public_routes()))
         .merge(managed)
-        .merge(kiro_ui::pages())
+        .merge(answer_405(kiro_ui::pages()))
         .fallback(family::not_found)
-        .method_not_allowed_fallback(family::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), browser::guard))
         .with_state(state)
 }
