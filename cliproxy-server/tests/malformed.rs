@@ -265,7 +265,7 @@ fn routing_cases(valid: &Value) -> Vec<Case> {
         case("model with surrounding spaces", with(valid, "model", Some(json!(format!(" {model} ")))), 404),
     ];
     // The same key twice: proxies that route on one and forward both let the upstream read the other.
-    let dup = text.replacen("{", &format!("{{\"model\":\"no-such-model\","), 1);
+    let dup = text.replacen("{", "{\"model\":\"no-such-model\",", 1);
     out.push(case("duplicate model keys (unknown first)", dup, 400));
     let dup = text.replacen("{", "{\"model\":\"compat-gpt-4o\",\"model\":\"claude-sonnet-4-5\",", 1);
     out.push(case("duplicate model keys (both known)", dup, 400));
