@@ -9,7 +9,7 @@ pub const MIN_LEN: usize = 16;
 
 /// Placeholder keys from examples and tutorials, compared ignoring letter case and `-`/`_`. Documented in
 /// README's "Security defaults".
-pub const PLACEHOLDERS: [&str; 12] = [
+pub const PLACEHOLDERS: [&str; 13] = [
     "change-me",
     "changeme",
     "change-this",
@@ -22,6 +22,8 @@ pub const PLACEHOLDERS: [&str; 12] = [
     "sk-xxxxxxxxxxxxxxxx",
     "<a long random key>",
     "test-key",
+    // The README's example key.
+    "sk-my-client-key",
 ];
 
 fn normalized(s: &str) -> String {
