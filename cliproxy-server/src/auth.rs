@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cliproxy_core::error::Fault;
 use cliproxy_core::{Error, ErrorKind};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -94,6 +95,7 @@ impl ClientKeys {
 fn locked(left: std::time::Duration) -> Error {
     Error::new(ErrorKind::RateLimited, "too many failed authentication attempts from this address; try again later")
         .with_code("too_many_failed_attempts")
+        .with_fault(Fault::Client)
         .with_retry_after(left)
 }
 

@@ -10,6 +10,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cliproxy_core::dialects::Dialect;
+use cliproxy_core::error::Fault;
 use cliproxy_core::{Error, ErrorKind};
 
 use crate::logtext::Clean;
@@ -128,10 +129,16 @@ impl IntoResponse for ApiError {
         if !e.is_retryable() {
             h.insert("x-should-retry", HeaderValue::from_static("false"));
         }
-        if e.kind() == ErrorKind::Upstream || e.kind() == ErrorKind::Timeout {
-            tracing::warn!(kind = %e.kind(), status = e.status(), message = %Clean(e.message()), "request failed");
-        } else {
-            tracing::debug!(kind = %e.kind(), message = %Clean(e.message()), "request rejected");
+        // The client's mistakes are routine; failures of an upstream or of ours are worth the operator's eye.
+        match e.fault() {
+            Fault::Client => tracing::debug!(kind = %e.kind(), message = %Clean(e.message()), "request rejected"),
+            fault => tracing::warn!(
+                kind = %e.kind(),
+                fault = fault.as_str(),
+                status = e.status(),
+                message = %Clean(e.message()),
+                "request failed"
+            ),
         }
         resp
     }

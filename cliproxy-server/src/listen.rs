@@ -25,6 +25,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
+use cliproxy_core::error::Fault;
 use cliproxy_core::{Error, ErrorKind};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -130,6 +131,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithPeer {
 async fn overloaded(req: hyper::Request<Incoming>) -> Result<Response, Infallible> {
     let e = Error::new(ErrorKind::RateLimited, "the server is at its connection limit; retry shortly")
         .with_code("server_overloaded")
+        .with_fault(Fault::Ours)
         .with_http_status(503)
         .with_retry_after(Duration::from_secs(1));
     let mut resp = ApiError::new(Family::of(req.uri().path(), req.headers()), e).into_response();
