@@ -76,6 +76,8 @@ pub struct Config {
     /// Pins for the per-account Kiro device identity.
     pub kiro_fingerprint: FingerprintConfig,
     pub github_copilot: GithubCopilot,
+    /// Browser access to the inference routes. Off by default: no CORS headers at all.
+    pub cors: Cors,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             kiro_endpoints: Default::default(),
             kiro_fingerprint: Default::default(),
             github_copilot: GithubCopilot::default(),
+            cors: Cors::default(),
         }
     }
 }
@@ -224,6 +227,15 @@ pub struct OpenAiCompatibility {
     pub models: Vec<ModelAlias>,
     pub excluded_models: Vec<String>,
     pub rate_limit: RateLimit,
+}
+
+/// `cors:`: the web origins (`https://app.example.com`, or `*` for any) whose pages may call the inference
+/// routes (`/v1/*`) from a browser. Empty, the default: browsers get no CORS headers, and a request that carries
+/// an `Origin` header is refused. Management routes never answer cross-origin requests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
 }
 
 /// GitHub Copilot hosts. Every one is overridable so GitHub Enterprise (and a mock upstream) work.

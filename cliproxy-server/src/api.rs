@@ -6,95 +6,67 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::{Extension, Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
+use cliproxy_core::Error;
 use cliproxy_core::client::{ProxyRequest, Reply};
 use cliproxy_core::dialects::Dialect;
-use cliproxy_core::{Error, ErrorKind};
-use http_body_util::BodyExt;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::ClientAuth;
-use crate::render::{self, ApiError};
+use crate::auth::ClientKey;
+use crate::family::{ApiError, Family};
+use crate::render;
 
 type S = State<Arc<AppState>>;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The `/v1/*` inference routes (behind the client key; CORS applies here when configured).
+pub fn v1_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/chat/completions", post(chat))
-        .route("/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
-        .route("/healthz", get(healthz))
+}
+
+/// The Go original's alias without the version prefix (behind the client key, never CORS).
+pub fn alias_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/chat/completions", post(chat))
+}
+
+/// Routes without authentication.
+pub fn public_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/healthz", get(healthz))
 }
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-async fn chat(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(state, Dialect::OpenAiChat, headers, uri, body).await
+async fn chat(state: S, key: Extension<ClientKey>, headers: HeaderMap, body: Body) -> Response {
+    proxy(state, Dialect::OpenAiChat, key, headers, body).await
 }
 
-async fn messages(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(state, Dialect::Anthropic, headers, uri, body).await
+async fn messages(state: S, key: Extension<ClientKey>, headers: HeaderMap, body: Body) -> Response {
+    proxy(state, Dialect::Anthropic, key, headers, body).await
 }
 
-/// Authenticates the caller; `Ok(key)` carries the client key for per-key rate limits.
-fn authenticate(
-    state: &AppState,
+/// Reads an inference body: the configured size limit and the body-read deadline.
+async fn read_body(state: &AppState, family: Family, body: Body) -> Result<bytes::Bytes, ApiError> {
+    crate::body::read(body, state.body_limit, state.limits.body_read, family).await
+}
+
+async fn proxy(
+    State(state): S,
     dialect: Dialect,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Option<String>, ApiError> {
-    match state.keys.check(headers, uri.query()) {
-        ClientAuth::Open => Ok(None),
-        ClientAuth::Key(k) => Ok(Some(k)),
-        ClientAuth::Missing => Err(ApiError::new(
-            dialect,
-            Error::new(
-                ErrorKind::Authentication,
-                "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`",
-            )
-            .with_code("missing_api_key"),
-        )),
-        ClientAuth::Invalid => Err(ApiError::new(
-            dialect,
-            Error::new(ErrorKind::Authentication, "Invalid API key").with_code("invalid_api_key"),
-        )),
-    }
-}
-
-/// Reads the body up to the configured limit; larger bodies get 413 in the caller's dialect.
-async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.body_limit;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            dialect,
-            Error::invalid_request(format!("request body exceeds {} MiB (body-limit-mb)", limit >> 20))
-                .with_code("request_too_large")
-                .with_http_status(413),
-        )),
-        Err(e) => Err(ApiError::new(
-            dialect,
-            Error::new(ErrorKind::Cancelled, format!("could not read the request body: {e}")).with_http_status(400),
-        )),
-    }
-}
-
-async fn proxy(State(state): S, dialect: Dialect, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    let client_key = match authenticate(&state, dialect, &headers, &uri) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let body = match read_body(&state, dialect, body).await {
+    Extension(ClientKey(client_key)): Extension<ClientKey>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&state, dialect.into(), body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -113,27 +85,23 @@ async fn proxy(State(state): S, dialect: Dialect, headers: HeaderMap, uri: Uri, 
                 Reply::Stream(_) => Err(Error::upstream(None, "unexpected stream for a non-streaming request")),
             }
         };
-        return render::json_with_keepalive(dialect, Duration::from_secs(keepalive), fut);
+        return render::json_with_keepalive(dialect.into(), Duration::from_secs(keepalive), fut);
     }
     match state.client.send(request).await {
         Ok(Reply::Json { body, .. }) => render::json(body),
-        Ok(Reply::Stream(events)) => render::sse(dialect, events, stream_keepalive),
+        Ok(Reply::Stream(events)) => render::sse(dialect.into(), events, stream_keepalive),
         Err(e) => ApiError::new(dialect, e).into_response(),
     }
 }
 
-async fn count_tokens(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    let dialect = Dialect::Anthropic;
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
-        return e.into_response();
-    }
-    let body = match read_body(&state, dialect, body).await {
+async fn count_tokens(State(state): S, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, Family::Anthropic, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     match state.client.count_tokens(body, headers).await {
         Ok(b) => render::json(b),
-        Err(e) => ApiError::new(dialect, e).into_response(),
+        Err(e) => ApiError::new(Family::Anthropic, e).into_response(),
     }
 }
 
@@ -151,11 +119,8 @@ fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
     }
 }
 
-async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
+async fn models(State(state): S, headers: HeaderMap) -> Response {
     let dialect = listing_dialect(&headers);
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
-        return e.into_response();
-    }
     let list = state.client.models();
     let data: Vec<_> = list.iter().map(|m| model_object(dialect, &m.id, m.providers.join(",").as_str())).collect();
     let body = match dialect {
@@ -170,11 +135,8 @@ async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
     axum::Json(body).into_response()
 }
 
-async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let dialect = listing_dialect(&headers);
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
-        return e.into_response();
-    }
     let listed = state.client.models().into_iter().find(|m| m.id == id);
     match listed {
         Some(m) => axum::Json(model_object(dialect, &m.id, &m.providers.join(","))).into_response(),

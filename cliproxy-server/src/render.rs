@@ -1,54 +1,19 @@
-//! Rendering core results onto HTTP: errors in the dialect of the endpoint that was called, and streamed
-//! replies as SSE with keepalive comments. This is the server's one mapping of `cliproxy_core::Error`.
+//! Rendering core answers onto HTTP: JSON bodies, JSON with whitespace keepalives, and streamed replies as SSE
+//! with keepalive comments. Errors inside them take the shape of the route's [`Family`].
 
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use cliproxy_core::Error;
 use cliproxy_core::client::{Event, EventStream};
-use cliproxy_core::dialects::Dialect;
 use cliproxy_core::stream::sse::encode_event;
-use cliproxy_core::{Error, ErrorKind};
 use futures::{Stream, StreamExt};
 
-/// An error bound to the dialect it must be rendered in.
-pub struct ApiError {
-    pub dialect: Dialect,
-    pub error: Error,
-}
-
-impl ApiError {
-    pub fn new(dialect: Dialect, error: Error) -> Self {
-        ApiError { dialect, error }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let e = &self.error;
-        let body = match self.dialect {
-            Dialect::OpenAiChat => e.openai_body(),
-            Dialect::Anthropic => e.anthropic_body(),
-        };
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        let h = resp.headers_mut();
-        if let Some(secs) = e.retry_after_secs() {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if !e.is_retryable() {
-            h.insert("x-should-retry", HeaderValue::from_static("false"));
-        }
-        if e.kind() == ErrorKind::Upstream || e.kind() == ErrorKind::Timeout {
-            tracing::warn!(error = %e, "request failed");
-        } else {
-            tracing::debug!(error = %e, "request rejected");
-        }
-        resp
-    }
-}
+use crate::family::Family;
+use crate::logtext::Clean;
 
 /// A complete JSON body.
 pub fn json(body: Bytes) -> Response {
@@ -59,7 +24,7 @@ pub fn json(body: Bytes) -> Response {
 /// so proxies and load balancers with short idle timeouts keep the connection (JSON parsers skip the leading
 /// whitespace). The status is committed as 200 once the first keepalive goes out, so errors after that are
 /// sent as a JSON error body with that status.
-pub fn json_with_keepalive<F>(dialect: Dialect, interval: Duration, fut: F) -> Response
+pub fn json_with_keepalive<F>(family: Family, interval: Duration, fut: F) -> Response
 where
     F: std::future::Future<Output = Result<Bytes, Error>> + Send + 'static,
 {
@@ -69,7 +34,7 @@ where
             r = &mut fut => {
                 let body = match r {
                     Ok(b) => b,
-                    Err(e) => Bytes::from(match dialect { Dialect::OpenAiChat => e.openai_body(), Dialect::Anthropic => e.anthropic_body() }),
+                    Err(e) => Bytes::from(family.body(&e)),
                 };
                 Some((Ok::<_, std::convert::Infallible>(body), None))
             }
@@ -81,17 +46,14 @@ where
 
 /// Streams `events` as SSE. A failure after the stream started becomes an error event in the caller's dialect;
 /// silences longer than `keepalive` (if set) get an SSE comment.
-pub fn sse(dialect: Dialect, events: EventStream, keepalive: Option<Duration>) -> Response {
+pub fn sse(family: Family, events: EventStream, keepalive: Option<Duration>) -> Response {
     let frames = events.map(move |item| {
         let mut buf = Vec::with_capacity(256);
         match item {
             Ok(Event { event, data }) => encode_event(event.as_deref(), &data, &mut buf),
             Err(e) => {
-                tracing::warn!(error = %e, "stream failed after it started");
-                let (name, data) = match dialect {
-                    Dialect::OpenAiChat => (None, e.openai_body()),
-                    Dialect::Anthropic => (Some("error"), e.anthropic_body()),
-                };
+                tracing::warn!(kind = %e.kind(), message = %Clean(e.message()), "stream failed after it started");
+                let (name, data) = family.event(&e);
                 encode_event(name, std::str::from_utf8(&data).unwrap_or_default(), &mut buf);
             }
         }

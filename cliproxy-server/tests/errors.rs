@@ -92,7 +92,7 @@ async fn client_keys_are_required_in_every_form() {
     assert_eq!(r.status(), 200, "health needs no key");
     let r = rig.http.request(reqwest::Method::OPTIONS, rig.url("/v1/chat/completions")).send().await.unwrap();
     assert_eq!(r.status(), 204, "CORS preflight");
-    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers().get("access-control-allow-origin").is_none(), "no CORS unless configured");
 }
 
 #[tokio::test]
@@ -128,4 +128,40 @@ async fn error_after_first_byte_becomes_an_error_event() {
     }
     // The failure came after bytes were sent: no second credential was tried.
     assert_eq!(rig.mock.total_hits(), 4);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_in_the_family_of_the_path() {
+    let rig = start().await;
+    let send = |method: reqwest::Method, path: &str, key: &str| {
+        rig.http.request(method, rig.url(path)).bearer_auth(key).header("content-type", "application/json").send()
+    };
+    let (s, _, v) = status_and_json(send(reqwest::Method::POST, "/v1/nowhere", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(is_openai_error(&v), "{v}");
+    assert_eq!(v["error"]["code"], "unknown_route");
+    let (s, _, v) =
+        status_and_json(send(reqwest::Method::POST, "/v1/messages/nowhere", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(is_anthropic_error(&v), "{v}");
+    let (s, _, v) = status_and_json(send(reqwest::Method::GET, "/v0/management/nowhere", MGMT).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(v["error"].is_string(), "{v}");
+
+    let (s, h, v) =
+        status_and_json(send(reqwest::Method::GET, "/v1/chat/completions", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(is_openai_error(&v), "{v}");
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+    assert_eq!(h["allow"], "POST");
+    let (s, _, v) = status_and_json(send(reqwest::Method::PUT, "/v1/messages", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(is_anthropic_error(&v), "{v}");
+    let (s, _, v) = status_and_json(send(reqwest::Method::PUT, "/v0/management/cooldowns", MGMT).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(v["error"].is_string(), "{v}");
+    let r = rig.http.post(rig.url("/v0/oauth/kiro")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(rig.mock.total_hits(), 0);
 }
