@@ -45,11 +45,11 @@ impl OpenAi {
         )
     }
 
-    fn bad_request(message: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
+    pub(crate) fn bad_request(message: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
         OpenAi::error(StatusCode::BAD_REQUEST, message, "invalid_request_error", param, code)
     }
 
-    fn server_error() -> ErrorAnswer {
+    pub(crate) fn server_error() -> ErrorAnswer {
         OpenAi::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "The server had an error while processing your request. Sorry about that!",
@@ -210,7 +210,7 @@ pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, 
         Ok(found) => found.unwrap_or_default(),
         Err(message) => return send_error(OpenAi::bad_request(&message, None, None), None),
     };
-    let fault = directive.fault_for(key);
+    let fault = directive.fault_for(key, None, model);
     if let Some(fault) = fault {
         fault.hang().await;
         if let Some(answer) = fault.error_answer(&OpenAi) {
