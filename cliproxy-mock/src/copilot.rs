@@ -28,6 +28,11 @@
 //! and faults, and `response.failed` for `stream_error_after`. Each account's hits on both count under
 //! `sk-copilot-<github token>`, the key `per_key` faults use too. Answers carry an
 //! `x-quota-snapshot-premium_interactions` header unless a fault sets one.
+//!
+//! Fault kinds render as Copilot's errors (`{"error":{"message","code"}}`): `rate_limit` → 429 `rate_limited`
+//! with `retry-after` and `x-ratelimit-exceeded` (a fault's `headers` and `body` can name another code, such
+//! as `user_global_rate_limited:pro`); `quota` → 402 `quota_exceeded` with the premium quota at 0;
+//! `invalid_key` → 401 `unauthorized: token expired` (plain text); `overloaded` → 503 `model_overloaded`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,7 +48,7 @@ use serde_json::{Value, json};
 
 use crate::answer::Answer;
 use crate::directive::Directive;
-use crate::fault::{self, ErrorAnswer, Rendered};
+use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
 use crate::openai::OpenAi;
 use crate::responses::{self, Head, Rendering};
 use crate::state::State;
@@ -420,7 +425,7 @@ async fn chat(state: Shared<Arc<State>>, mut headers: HeaderMap, body: Bytes) ->
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer sk-{account}")) {
         headers.insert(AUTHORIZATION, v);
     }
-    let mut response = openai::chat(state, headers, body).await;
+    let mut response = openai::chat_in(state, headers, body, &Copilot).await;
     let h = response.headers_mut();
     // Copilot does not send OpenAI's rate-limit state.
     for name in [
@@ -439,16 +444,81 @@ async fn chat(state: Shared<Arc<State>>, mut headers: HeaderMap, body: Bytes) ->
 
 /// The premium-interactions quota header Copilot answers carry, unless a fault already set one.
 fn add_quota_snapshot(h: &mut HeaderMap) {
-    if !h.contains_key("x-quota-snapshot-premium_interactions") {
-        let rst = clock::rfc3339(reset_time()).replace(':', "%3A");
-        if let Ok(v) = HeaderValue::from_str(&format!("ent=300&ov=0.0&ovPerm=false&rem=85.3&rst={rst}")) {
-            h.insert("x-quota-snapshot-premium_interactions", v);
+    if !h.contains_key(QUOTA_SNAPSHOT)
+        && let Some(v) = quota_snapshot(85.3)
+    {
+        h.insert(QUOTA_SNAPSHOT, v);
+    }
+}
+
+const QUOTA_SNAPSHOT: &str = "x-quota-snapshot-premium_interactions";
+
+/// The premium quota snapshot with `remaining` percent left, URL-encoded as Copilot sends it.
+fn quota_snapshot(remaining: f64) -> Option<HeaderValue> {
+    let rst = clock::rfc3339(reset_time()).replace(':', "%3A");
+    HeaderValue::from_str(&format!("ent=300&ov=0.0&ovPerm=false&rem={remaining}&rst={rst}")).ok()
+}
+
+/// Copilot's rendering of faults.
+struct Copilot;
+
+/// `{"error":{"message","code"}}`.
+fn copilot_error(status: StatusCode, code: &str, message: &str) -> ErrorAnswer {
+    ErrorAnswer::json(status, json!({"error": {"message": message, "code": code}}).to_string())
+}
+
+fn rate_limited() -> ErrorAnswer {
+    let mut answer = copilot_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Sorry, you have been rate-limited.");
+    answer.headers.insert("x-ratelimit-exceeded", HeaderValue::from_static("rate_limited"));
+    answer
+}
+
+impl Dialect for Copilot {
+    fn kind_answer(&self, kind: FaultKind, fault: &Fault) -> ErrorAnswer {
+        match kind {
+            FaultKind::RateLimit => {
+                let mut answer = rate_limited();
+                if let Ok(v) = HeaderValue::from_str(&fault.retry_after()) {
+                    answer.headers.insert("retry-after", v);
+                }
+                answer
+            }
+            _ => self.status_answer(match kind {
+                FaultKind::Quota => StatusCode::PAYMENT_REQUIRED,
+                FaultKind::InvalidKey => StatusCode::UNAUTHORIZED,
+                FaultKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }),
+        }
+    }
+
+    fn status_answer(&self, status: StatusCode) -> ErrorAnswer {
+        match status.as_u16() {
+            401 => {
+                let mut answer = ErrorAnswer::json(status, Bytes::from_static(b"unauthorized: token expired"));
+                answer.headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                answer
+            }
+            402 => {
+                let mut answer = copilot_error(
+                    status,
+                    "quota_exceeded",
+                    "You have exceeded your premium request allowance. Please try again when your quota resets.",
+                );
+                if let Some(v) = quota_snapshot(0.0) {
+                    answer.headers.insert(QUOTA_SNAPSHOT, v);
+                }
+                answer
+            }
+            429 => rate_limited(),
+            503 => copilot_error(status, "model_overloaded", "The model is overloaded. Please try again later."),
+            _ => copilot_error(status, "error", status.canonical_reason().unwrap_or("Error")),
         }
     }
 }
 
-/// An error answer of the Copilot API: OpenAI's shape, Copilot's headers.
-fn send(answer: ErrorAnswer, fault: Option<&fault::Fault>) -> Response {
+/// An error answer of the Copilot API, with Copilot's headers.
+fn send(answer: ErrorAnswer, fault: Option<&Fault>) -> Response {
     let mut response = answer.into_response(HeaderMap::new(), fault);
     add_quota_snapshot(response.headers_mut());
     response
@@ -483,7 +553,7 @@ async fn responses(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: 
     let fault = directive.fault_for(Some(&key), None, model);
     if let Some(fault) = fault {
         fault.hang().await;
-        if let Some(answer) = fault.error_answer(&OpenAi) {
+        if let Some(answer) = fault.error_answer(&Copilot) {
             return send(answer, Some(fault));
         }
     }
@@ -501,7 +571,7 @@ async fn responses(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: 
         Rendered::Events(rendering.events())
     } else {
         if fault.is_some_and(|f| f.stream_error_after.is_some()) {
-            return send(OpenAi::server_error(), fault);
+            return send(Copilot.status_answer(StatusCode::INTERNAL_SERVER_ERROR), fault);
         }
         out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Rendered::Whole(rendering.finished().to_string().into_bytes())

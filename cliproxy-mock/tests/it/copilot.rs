@@ -118,7 +118,34 @@ async fn faults_rate_limits_in_stream_failures_and_split_bodies() {
     let response = responses(&mock, &token, &body(&d, true)).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "11");
-    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(response.headers()["x-ratelimit-exceeded"], "rate_limited");
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+
+    // Chat and responses render faults alike, in Copilot's shape.
+    let chat = |d: &Value| {
+        client()
+            .post(format!("{}/copilot/chat/completions", mock.url()))
+            .bearer_auth(&token)
+            .header("editor-version", "vscode/1.104.3")
+            .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": directive(d)}]}))
+    };
+    let quota = json!({"fault": {"kind": "quota"}});
+    for request in [chat(&quota), responses(&mock, &token, &body(&quota, false))] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 402);
+        let snapshot = response.headers()["x-quota-snapshot-premium_interactions"].to_str().unwrap().to_owned();
+        assert!(snapshot.contains("rem=0&"), "{snapshot}");
+        assert!(!response.headers().contains_key("x-ratelimit-remaining-requests"));
+        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "quota_exceeded");
+    }
+    let response = chat(&json!({"fault": {"kind": "invalid_key"}})).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.text().await.unwrap(), "unauthorized: token expired");
+    let global =
+        json!({"fault": {"kind": "rate_limit", "headers": {"x-ratelimit-exceeded": "user_global_rate_limited:pro"}}});
+    let response = chat(&global).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), response.headers()["retry-after"].to_str().unwrap()), (429, "30"));
+    assert_eq!(response.headers()["x-ratelimit-exceeded"], "user_global_rate_limited:pro");
 
     let d = json!({"reply": "abcdefgh", "fault": {"stream_error_after": 3}});
     let events = named_events(&responses(&mock, &token, &body(&d, true)).send().await.unwrap().text().await.unwrap());
