@@ -80,6 +80,9 @@ pub struct Account {
     /// A fault every API request made with one of its access tokens gets, until cleared.
     #[serde(skip)]
     pub fault: Option<Box<Fault>>,
+    /// A fault the token endpoint answers to its codes and refresh tokens, until cleared.
+    #[serde(skip)]
+    pub token_fault: Option<Box<Fault>>,
 }
 
 /// What a test asks of [`Accounts::mint`]; every field is optional.
@@ -211,6 +214,7 @@ impl Accounts {
             onboarding,
             revoked: false,
             fault: None,
+            token_fault: None,
         }
     }
 
@@ -351,6 +355,23 @@ impl Accounts {
     /// Scripts a fault for every API request of an account (`None` clears it); `false` for an unknown email.
     pub fn set_fault(&self, email: &str, fault: Option<Fault>) -> bool {
         lock(&self.inner).accounts.get_mut(email).map(|a| a.fault = fault.map(Box::new)).is_some()
+    }
+
+    /// Scripts a fault for the token endpoint's grants of an account (`None` clears it), say a 429 with
+    /// `retry-after` on refresh; `false` for an unknown email.
+    pub fn set_token_fault(&self, email: &str, fault: Option<Fault>) -> bool {
+        lock(&self.inner).accounts.get_mut(email).map(|a| a.token_fault = fault.map(Box::new)).is_some()
+    }
+
+    /// The token-endpoint fault of the account an authorization code or a refresh token belongs to.
+    pub(crate) fn token_fault(&self, code: Option<&str>, refresh: Option<&str>) -> Option<Fault> {
+        let inner = lock(&self.inner);
+        let email = match (code, refresh) {
+            (Some(code), _) => &inner.codes.get(code)?.email,
+            (None, Some(refresh)) => &inner.refresh.get(refresh)?.email,
+            (None, None) => return None,
+        };
+        inner.accounts.get(email)?.token_fault.as_deref().cloned()
     }
 
     pub fn account(&self, email: &str) -> Option<Account> {
@@ -511,6 +532,10 @@ mod tests {
         assert!(a.set_fault("a@example.com", Some(Fault { status: Some(429), ..Fault::default() })));
         assert_eq!(a.account("a@example.com").unwrap().fault.unwrap().status, Some(429));
         assert!(!a.set_fault("b@example.com", None));
+        assert!(a.set_token_fault("a@example.com", Some(Fault { status: Some(503), ..Fault::default() })));
+        let rt = issued.refresh_token.as_deref();
+        assert_eq!(a.token_fault(None, rt).unwrap().status, Some(503));
+        assert!(a.token_fault(None, Some("other")).is_none());
 
         assert_eq!(a.poll_onboarding("a@example.com"), None, "no operation before onboardUser");
         assert_eq!(a.onboard("a@example.com"), Some(Onboarding::Pending));

@@ -47,7 +47,7 @@ fn organization_name(account: &Account) -> String {
 }
 
 /// `POST /v1/oauth/token`.
-pub(crate) fn token(state: &Arc<State>, body: &[u8]) -> Response {
+pub(crate) async fn token(state: &Arc<State>, body: &[u8]) -> Response {
     let Some(request) = oauth::json_fields(body) else {
         return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Request body must be a JSON object");
     };
@@ -55,7 +55,7 @@ pub(crate) fn token(state: &Arc<State>, body: &[u8]) -> Response {
         code: &["code", "code_verifier", "client_id", "redirect_uri"],
         refresh: &["refresh_token", "client_id"],
     };
-    let issued = match oauth::grant(&state.issuers.claude, &request, fields) {
+    let issued = match oauth::grant(&state.issuers.claude, &request, fields).await {
         Ok(issued) => issued,
         Err(TokenFailure::Request(response)) => return *response,
         Err(TokenFailure::Grant { error, exchange }) => {

@@ -119,13 +119,13 @@ fn refresh_error(code: &str, message: &str) -> Response {
 }
 
 /// `POST /oauth/token` for ChatGPT clients, form-encoded or JSON.
-pub(crate) fn token(state: &Arc<State>, body: &[u8]) -> Response {
+pub(crate) async fn token(state: &Arc<State>, body: &[u8]) -> Response {
     let request = oauth::fields(body);
     let fields = GrantFields {
         code: &["code", "client_id", "redirect_uri", "code_verifier"],
         refresh: &["refresh_token", "client_id"],
     };
-    let issued = match oauth::grant(&state.issuers.codex, &request, fields) {
+    let issued = match oauth::grant(&state.issuers.codex, &request, fields).await {
         Ok(issued) => issued,
         Err(TokenFailure::Request(response)) => return *response,
         Err(TokenFailure::Grant { error: GrantError::ReusedRefresh, .. }) => {

@@ -8,9 +8,10 @@
 //! - `POST /__mock/accounts/{idp}` with an optional [`crate::accounts::Mint`] body (`{"email","expires_in",
 //!   "onboarded"}`): mints an account and answers its tokens (`{"account","access_token","refresh_token",
 //!   "id_token","expires_in"}`).
-//! - `POST /__mock/accounts/{idp}/expire` `{"access_token"}`, `…/revoke` `{"email"}`, `…/fault`
-//!   `{"email","fault"}` (a directive fault object, or `null` to clear): 204, or 404 when the token or
-//!   account is unknown.
+//! - `POST /__mock/accounts/{idp}/expire` `{"access_token"}`, `…/revoke` `{"email"}`, `…/fault` and
+//!   `…/token_fault` `{"email","fault"}` (a directive fault object, or `null` to clear; `fault` applies to the
+//!   account's API requests, `token_fault` to the token endpoint's grants of its codes and refresh tokens): 204,
+//!   or 404 when the token or account is unknown.
 
 use std::sync::Arc;
 
@@ -111,7 +112,10 @@ async fn act(Shared(state): Shared<Arc<State>>, Path((idp, action)): Path<(Strin
         "expire" => ("access_token", request.access_token.as_deref().map(|t| accounts.expire(t))),
         "revoke" => ("email", request.email.as_deref().map(|e| accounts.revoke(e))),
         "fault" => ("email", request.email.as_deref().map(|e| accounts.set_fault(e, request.fault.clone()))),
-        _ => return problem(StatusCode::NOT_FOUND, "unknown action: use expire, revoke or fault"),
+        "token_fault" => {
+            ("email", request.email.as_deref().map(|e| accounts.set_token_fault(e, request.fault.clone())))
+        }
+        _ => return problem(StatusCode::NOT_FOUND, "unknown action: use expire, revoke, fault or token_fault"),
     };
     match found {
         None => problem(StatusCode::BAD_REQUEST, &format!("{needed} is required")),

@@ -6,7 +6,8 @@
 //! `?alt=sse`, no `[DONE]`; without it the JSON-array stream the real API sends), `:countTokens`, and
 //! `GET /v1beta/models` (plus `GET /v1beta/models/{model}`). The key comes in `x-goog-api-key` or `?key=` and
 //! is valid when spelled `AIza…` without `bad`, `invalid` or `revoked` (400 `API_KEY_INVALID` otherwise); a
-//! Google OAuth bearer works too (see [`bearer_account`]); neither gives 403 `PERMISSION_DENIED`.
+//! Google OAuth bearer works too (issued by [`crate::google_oauth`], or spelled `ya29.…`); neither gives 403
+//! `PERMISSION_DENIED`.
 //!
 //! # Answers
 //! Text, thought parts (`"thought": true`) and `functionCall` parts; streamed text comes a few characters per
@@ -298,10 +299,7 @@ async fn call(
         "countTokens" => return count_tokens(&state, &headers, query.as_deref(), &body),
         _ => return send(not_found(&format!("Method not found: {method}")), None),
     };
-    let credential = keys::header(&headers, "x-goog-api-key")
-        .or_else(|| query.as_deref().and_then(|q| keys::query_param(q, "key")))
-        .or_else(|| keys::bearer(&headers));
-    state.count_hit(credential);
+    state.count_hit(keys::credential(&headers, query.as_deref()));
     let caller = match authenticate(&state, &headers, query.as_deref()) {
         Ok(caller) => caller,
         Err(answer) => return send(*answer, None),
@@ -470,14 +468,17 @@ pub(crate) struct Reply<'a> {
 }
 
 impl Reply<'_> {
+    /// One response holding `parts`; the `last` one also carries the finish reason and the usage.
     fn response(&self, parts: Vec<Value>, last: Option<&Answer>) -> Value {
         let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
-        let mut response = json!({"candidates": [], "modelVersion": self.model, "responseId": self.response_id});
         if let Some(answer) = last {
             candidate["finishReason"] = json!(finish_reason(answer));
+        }
+        let mut response =
+            json!({"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id});
+        if let Some(answer) = last {
             response["usageMetadata"] = usage_metadata(answer);
         }
-        response["candidates"] = json!([candidate]);
         match self.wrap {
             Some(trace) => json!({"response": response, "traceId": trace}),
             None => response,

@@ -56,7 +56,7 @@ async fn token(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
         code: &["code", "client_id", "client_secret", "redirect_uri"],
         refresh: &["refresh_token", "client_id", "client_secret"],
     };
-    let issued = match oauth::grant(&state.issuers.google, &request, fields) {
+    let issued = match oauth::grant(&state.issuers.google, &request, fields).await {
         Ok(issued) => issued,
         Err(TokenFailure::Request(response)) => return *response,
         Err(TokenFailure::Grant { error, .. }) => {

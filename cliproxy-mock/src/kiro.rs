@@ -37,7 +37,7 @@ use crate::directive::Directive;
 use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
 use crate::state::State;
 use crate::writer::{self, Delivery, EventBuf};
-use crate::{ids, keys};
+use crate::{ids, keys, oauth};
 
 /// Polls answered `authorization_pending` before a device login succeeds.
 pub const PENDING_POLLS: u32 = 2;
@@ -78,10 +78,6 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/kiro/cw/{region}/", post(list_profiles))
 }
 
-fn oidc_error(status: StatusCode, error: &str, description: &str) -> Response {
-    writer::json(status, &json!({"error": error, "error_description": description}))
-}
-
 fn body_json(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Some(m),
@@ -103,15 +99,19 @@ fn client_ok(m: &serde_json::Map<String, Value>) -> bool {
 }
 
 fn invalid_client() -> Response {
-    oidc_error(StatusCode::BAD_REQUEST, "invalid_client", "Invalid client credentials")
+    oauth::error(StatusCode::BAD_REQUEST, "invalid_client", "Invalid client credentials")
 }
 
 async fn register(Path(_region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if s(&m, "clientName").is_none() || s(&m, "clientType") != Some("public") {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "clientName and clientType public are required");
+        return oauth::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "clientName and clientType public are required",
+        );
     }
     let id = ids::token("kiro-client-", 22);
     writer::json(
@@ -129,13 +129,13 @@ fn devices() -> &'static Mutex<HashMap<String, u32>> {
 
 async fn device_authorization(Path(region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if !client_ok(&m) {
         return invalid_client();
     }
     let Some(start_url) = s(&m, "startUrl") else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "startUrl is required");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "startUrl is required");
     };
     let flavour = if start_url.contains("denied") {
         "denied"
@@ -166,7 +166,7 @@ fn issue(kind: &str, refresh: Option<&str>) -> Value {
 
 async fn token(Path(_region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if !client_ok(&m) {
         return invalid_client();
@@ -174,39 +174,39 @@ async fn token(Path(_region): Path<String>, body: Bytes) -> Response {
     match s(&m, "grantType") {
         Some("urn:ietf:params:oauth:grant-type:device_code") => {
             let Some(code) = s(&m, "deviceCode") else {
-                return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "deviceCode is required");
+                return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "deviceCode is required");
             };
             let polls = {
                 let mut map = devices().lock().unwrap_or_else(|p| p.into_inner());
                 let Some(n) = map.get_mut(code) else {
-                    return oidc_error(StatusCode::BAD_REQUEST, "expired_token", "Device code expired or unknown");
+                    return oauth::error(StatusCode::BAD_REQUEST, "expired_token", "Device code expired or unknown");
                 };
                 *n += 1;
                 *n
             };
             if code.starts_with("dc-denied-") {
-                return oidc_error(StatusCode::BAD_REQUEST, "access_denied", "The user denied the request");
+                return oauth::error(StatusCode::BAD_REQUEST, "access_denied", "The user denied the request");
             }
             if code.starts_with("dc-slow-") && polls == 1 {
-                return oidc_error(StatusCode::BAD_REQUEST, "slow_down", "Slow down");
+                return oauth::error(StatusCode::BAD_REQUEST, "slow_down", "Slow down");
             }
             if polls <= PENDING_POLLS {
-                return oidc_error(StatusCode::BAD_REQUEST, "authorization_pending", "Authorization pending");
+                return oauth::error(StatusCode::BAD_REQUEST, "authorization_pending", "Authorization pending");
             }
             devices().lock().unwrap_or_else(|p| p.into_inner()).remove(code);
             writer::json(StatusCode::OK, &issue("IDC", None))
         }
         Some("refresh_token") => match s(&m, "refreshToken") {
-            None => oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "refreshToken is required"),
+            None => oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "refreshToken is required"),
             Some(t) if t.contains("invalid") => {
-                oidc_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
+                oauth::error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
             }
             Some(t) if t.contains("flaky") => {
-                oidc_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Try later")
+                oauth::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Try later")
             }
             Some(t) => writer::json(StatusCode::OK, &issue(token_kind(t), Some(t))),
         },
-        _ => oidc_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
+        _ => oauth::error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
     }
 }
 
@@ -228,7 +228,7 @@ async fn social_refresh(Path(_region): Path<String>, body: Bytes) -> Response {
     match s(&m, "refreshToken") {
         None => writer::json(StatusCode::BAD_REQUEST, &json!({"message": "refreshToken is required"})),
         Some(t) if t.contains("invalid") => {
-            oidc_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
+            oauth::error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
         }
         Some(t) if t.contains("flaky") => writer::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "down"})),
         Some(t) => {

@@ -43,8 +43,9 @@
 //! The three OAuth servers (Claude, ChatGPT, Google) keep real grants ([`accounts`]): codes bound to a PKCE
 //! challenge, rotating refresh tokens, access tokens that expire. Tests reach them through
 //! [`MockServer::accounts`] or `/__mock/accounts/{claude,codex,google}` ([`control`]): mint an account and its
-//! tokens, expire an access token, revoke an account, or script a fault (say a 429 with the 5-hour window
-//! rejected) for every request one account makes.
+//! tokens, expire an access token, revoke an account, or script a fault for every API request one account
+//! makes (say a 429 with Claude's 5-hour window rejected, Codex's `usage_limit_reached`, or a Gemini model's
+//! daily quota) or for its token-endpoint grants (say a 429 with `retry-after` on refresh).
 //!
 //! # Keys
 //! Credentials the mock did not issue are judged by their spelling. A key (or bearer token) is valid when it
@@ -274,14 +275,14 @@ async fn oauth_authorize(Shared(state): Shared<Arc<State>>, RawQuery(query): Raw
 /// `/oauth/token` is the Claude console's (older clients) and auth.openai.com's path alike.
 async fn oauth_token(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
     if codex::is_client(oauth::field(&oauth::fields(&body), "client_id")) {
-        codex::token(&state, &body)
+        codex::token(&state, &body).await
     } else {
-        claude_oauth::token(&state, &body)
+        claude_oauth::token(&state, &body).await
     }
 }
 
 async fn claude_token(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
-    claude_oauth::token(&state, &body)
+    claude_oauth::token(&state, &body).await
 }
 
 /// Records and counts every request except the control endpoints' own.

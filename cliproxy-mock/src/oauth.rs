@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::LOCATION;
+use http::header::{LOCATION, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 use crate::accounts::{Accounts, Authorization, GrantError, Issued};
+use crate::fault::{Dialect, ErrorAnswer, Fault, FaultKind};
 use crate::writer;
 
 /// Request fields by name; of a JSON body only the string values.
@@ -53,7 +54,7 @@ pub(crate) fn missing<'a>(fields: &Fields, names: &[&'a str]) -> Option<&'a str>
 
 /// An OAuth 2 error answer (RFC 6749 §5.2): `{"error","error_description"}`.
 pub(crate) fn error(status: StatusCode, error: &str, description: &str) -> Response {
-    writer::json(status, &json!({"error": error, "error_description": description}))
+    oauth_error(status, error, description).into_response(HeaderMap::new(), None)
 }
 
 /// The fields a token endpoint requires for each grant.
@@ -70,8 +71,12 @@ pub(crate) enum TokenFailure {
 }
 
 /// Runs a token request's grant (`authorization_code` or `refresh_token`) against `accounts`, after checking
-/// the grant type and the fields it requires.
-pub(crate) fn grant(accounts: &Accounts, request: &Fields, required: GrantFields) -> Result<Issued, TokenFailure> {
+/// the grant type and the fields it requires, and after the account's scripted token fault, if any.
+pub(crate) async fn grant(
+    accounts: &Accounts,
+    request: &Fields,
+    required: GrantFields,
+) -> Result<Issued, TokenFailure> {
     let refuse = |error: &str, description: String| {
         TokenFailure::Request(Box::new(self::error(StatusCode::BAD_REQUEST, error, &description)))
     };
@@ -84,6 +89,14 @@ pub(crate) fn grant(accounts: &Accounts, request: &Fields, required: GrantFields
     if let Some(name) = missing(request, needed) {
         return Err(refuse("invalid_request", format!("Missing required parameter: {name}")));
     }
+    let (code, refresh) =
+        if exchange { (field(request, "code"), None) } else { (None, field(request, "refresh_token")) };
+    if let Some(fault) = accounts.token_fault(code, refresh) {
+        fault.hang().await;
+        if let Some(answer) = fault.error_answer(&OAuth) {
+            return Err(TokenFailure::Request(Box::new(answer.into_response(HeaderMap::new(), Some(&fault)))));
+        }
+    }
     let client_id = &request["client_id"];
     let issued = if exchange {
         accounts.exchange(&request["code"], field(request, "code_verifier"), client_id, &request["redirect_uri"])
@@ -91,6 +104,41 @@ pub(crate) fn grant(accounts: &Accounts, request: &Fields, required: GrantFields
         accounts.refresh(&request["refresh_token"], client_id)
     };
     issued.map_err(|error| TokenFailure::Grant { error, exchange })
+}
+
+/// Faults on a token endpoint, as OAuth errors (`{"error","error_description"}`).
+struct OAuth;
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> ErrorAnswer {
+    ErrorAnswer::json(status, json!({"error": error, "error_description": description}).to_string())
+}
+
+impl Dialect for OAuth {
+    fn kind_answer(&self, kind: FaultKind, fault: &Fault) -> ErrorAnswer {
+        match kind {
+            FaultKind::RateLimit | FaultKind::Quota => {
+                let mut answer = self.status_answer(StatusCode::TOO_MANY_REQUESTS);
+                if let Ok(value) = HeaderValue::from_str(&fault.retry_after()) {
+                    answer.headers.insert(RETRY_AFTER, value);
+                }
+                answer
+            }
+            FaultKind::InvalidKey => self.status_answer(StatusCode::UNAUTHORIZED),
+            FaultKind::Overloaded => self.status_answer(StatusCode::SERVICE_UNAVAILABLE),
+            FaultKind::ServerError => self.status_answer(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    fn status_answer(&self, status: StatusCode) -> ErrorAnswer {
+        let (error, description) = match status.as_u16() {
+            401 => ("invalid_client", "Client authentication failed."),
+            429 => ("rate_limit_exceeded", "Too many requests. Please try again later."),
+            503 => ("temporarily_unavailable", "The server is temporarily unavailable."),
+            s if s >= 500 => ("server_error", "The server encountered an unexpected error."),
+            _ => ("invalid_request", status.canonical_reason().unwrap_or("Invalid request")),
+        };
+        oauth_error(status, error, description)
+    }
 }
 
 /// What an identity provider's authorize endpoint requires.

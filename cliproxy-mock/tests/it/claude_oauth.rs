@@ -248,3 +248,30 @@ async fn one_account_can_be_scripted_into_a_rejected_five_hour_window() {
     assert_eq!(mock.hits(&limited.access_token), 3);
     assert_eq!(mock.hits(&other.access_token), 1);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_can_be_scripted_to_fail_for_one_account() {
+    let mock = MockServer::start().await;
+    let accounts = mock.accounts(IdP::Claude);
+    let limited = accounts.mint(Mint { email: Some("slow@example.com".into()), ..Mint::default() });
+    let other = accounts.mint(Mint::default());
+    let fault = Fault { kind: Some(FaultKind::RateLimit), retry_after: Some(json!(42)), ..Fault::default() };
+    assert!(accounts.set_token_fault("slow@example.com", Some(fault)));
+    let rt = limited.refresh_token.as_deref().unwrap();
+
+    let response = token(&mock, "/v1/oauth/token", &refresh(rt)).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "42");
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "rate_limit_exceeded");
+    let (status, _) =
+        status_json(token(&mock, "/v1/oauth/token", &refresh(other.refresh_token.as_deref().unwrap()))).await;
+    assert_eq!(status, 200, "other accounts refresh as usual");
+
+    let server_error = Fault { status: Some(500), ..Fault::default() };
+    accounts.set_token_fault("slow@example.com", Some(server_error));
+    let (status, v) = status_json(token(&mock, "/v1/oauth/token", &refresh(rt))).await;
+    assert_eq!((status, v["error"].as_str()), (500, Some("server_error")));
+    accounts.set_token_fault("slow@example.com", None);
+    let (status, _) = status_json(token(&mock, "/v1/oauth/token", &refresh(rt))).await;
+    assert_eq!(status, 200, "a refused refresh leaves the refresh token usable");
+}

@@ -183,4 +183,16 @@ async fn accounts_are_scripted_over_http() {
             .status(),
         204
     );
+
+    // A token-endpoint fault for a Google account.
+    let (_, google) =
+        status_json(client().post(format!("{base}/google")).json(&json!({"email": "g@example.com"}))).await;
+    let fault = json!({"email": "g@example.com", "fault": {"status": 503}});
+    assert_eq!(client().post(format!("{base}/google/token_fault")).json(&fault).send().await.unwrap().status(), 204);
+    let refresh = format!(
+        "grant_type=refresh_token&client_id=c&client_secret=s&refresh_token={}",
+        google["refresh_token"].as_str().unwrap()
+    );
+    let (status, v) = status_json(client().post(format!("{}/token", mock.url())).body(refresh)).await;
+    assert_eq!((status, v["error"].as_str()), (503, Some("temporarily_unavailable")));
 }
