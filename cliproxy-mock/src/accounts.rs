@@ -75,8 +75,6 @@ pub struct Account {
     /// Lifetime of the access tokens issued to it, in seconds.
     pub expires_in: u64,
     pub onboarding: Onboarding,
-    /// Revoked accounts' tokens are refused as invalid and their refresh tokens as `invalid_grant`.
-    pub revoked: bool,
     /// A fault every API request made with one of its access tokens gets, until cleared.
     #[serde(skip)]
     pub fault: Option<Box<Fault>>,
@@ -124,7 +122,7 @@ pub enum GrantError {
     UnknownRefresh,
     /// The refresh token was already exchanged for a new one.
     ReusedRefresh,
-    /// The account was revoked.
+    /// The refresh token was revoked with its account's grants.
     Revoked,
 }
 
@@ -163,12 +161,14 @@ struct Refresh {
     /// `None` for minted tokens, which any client may use.
     client_id: Option<String>,
     used: bool,
+    revoked: bool,
 }
 
 struct Access {
     email: String,
     expires_at: u64,
     expired: bool,
+    revoked: bool,
 }
 
 #[derive(Default)]
@@ -212,7 +212,6 @@ impl Accounts {
             org: (self.flavor.org)(),
             expires_in: self.flavor.expires_in,
             onboarding,
-            revoked: false,
             fault: None,
             token_fault: None,
         }
@@ -222,10 +221,12 @@ impl Accounts {
     fn issue(&self, inner: &mut Inner, account: Account, client_id: Option<&str>, with_refresh: bool) -> Issued {
         let expires_at = clock::unix_now() + account.expires_in;
         let access_token = (self.flavor.access)(&account, expires_at);
-        inner.access.insert(access_token.clone(), Access { email: account.email.clone(), expires_at, expired: false });
+        let access = Access { email: account.email.clone(), expires_at, expired: false, revoked: false };
+        inner.access.insert(access_token.clone(), access);
         let refresh_token = with_refresh.then(|| {
             let token = (self.flavor.refresh)();
-            let grant = Refresh { email: account.email.clone(), client_id: client_id.map(str::to_owned), used: false };
+            let client_id = client_id.map(str::to_owned);
+            let grant = Refresh { email: account.email.clone(), client_id, used: false, revoked: false };
             inner.refresh.insert(token.clone(), grant);
             token
         });
@@ -299,9 +300,6 @@ impl Accounts {
         }
         let grant = inner.codes.remove(code).ok_or(GrantError::UnknownCode)?;
         let account = inner.accounts.get(&grant.email).cloned().ok_or(GrantError::UnknownCode)?;
-        if account.revoked {
-            return Err(GrantError::Revoked);
-        }
         Ok(self.issue(&mut inner, account, Some(client_id), grant.offline))
     }
 
@@ -309,6 +307,9 @@ impl Accounts {
     pub(crate) fn refresh(&self, token: &str, client_id: &str) -> Result<Issued, GrantError> {
         let mut inner = lock(&self.inner);
         let grant = inner.refresh.get_mut(token).ok_or(GrantError::UnknownRefresh)?;
+        if grant.revoked {
+            return Err(GrantError::Revoked);
+        }
         if grant.used {
             return Err(GrantError::ReusedRefresh);
         }
@@ -317,9 +318,6 @@ impl Accounts {
         }
         let email = grant.email.clone();
         let account = inner.accounts.get(&email).cloned().ok_or(GrantError::UnknownRefresh)?;
-        if account.revoked {
-            return Err(GrantError::Revoked);
-        }
         if self.flavor.rotates
             && let Some(grant) = inner.refresh.get_mut(token)
         {
@@ -336,7 +334,7 @@ impl Accounts {
         };
         match inner.accounts.get(&access.email) {
             None => TokenState::Unknown,
-            Some(account) if account.revoked => TokenState::Revoked,
+            Some(_) if access.revoked => TokenState::Revoked,
             Some(_) if access.expired || access.expires_at <= clock::unix_now() => TokenState::Expired,
             Some(account) => TokenState::Valid(account.clone()),
         }
@@ -347,9 +345,18 @@ impl Accounts {
         lock(&self.inner).access.get_mut(access_token).map(|a| a.expired = true).is_some()
     }
 
-    /// Revokes an account: its access tokens become invalid and its refresh tokens `invalid_grant`.
+    /// Revokes every grant of an account, as a password change or a revocation in the provider's settings
+    /// does: its access tokens become invalid, its refresh tokens and pending codes `invalid_grant`. A new
+    /// login works again.
     pub fn revoke(&self, email: &str) -> bool {
-        lock(&self.inner).accounts.get_mut(email).map(|a| a.revoked = true).is_some()
+        let mut inner = lock(&self.inner);
+        if !inner.accounts.contains_key(email) {
+            return false;
+        }
+        inner.codes.retain(|_, c| c.email != email);
+        inner.refresh.values_mut().filter(|r| r.email == email).for_each(|r| r.revoked = true);
+        inner.access.values_mut().filter(|a| a.email == email).for_each(|a| a.revoked = true);
+        true
     }
 
     /// Scripts a fault for every API request of an account (`None` clears it); `false` for an unknown email.
@@ -545,6 +552,8 @@ mod tests {
         assert!(a.revoke("a@example.com"));
         assert!(matches!(a.access(&fresh.access_token), TokenState::Revoked));
         assert_eq!(a.refresh(fresh.refresh_token.as_deref().unwrap(), "c").unwrap_err(), GrantError::Revoked);
+        let again = a.mint(Mint { email: Some("a@example.com".into()), ..Mint::default() });
+        assert!(matches!(a.access(&again.access_token), TokenState::Valid(_)), "a new login works");
         assert_eq!(a.list().len(), 1);
     }
 }

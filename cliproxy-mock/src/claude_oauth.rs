@@ -60,7 +60,7 @@ pub(crate) async fn token(state: &Arc<State>, body: &[u8]) -> Response {
         Err(TokenFailure::Request(response)) => return *response,
         Err(TokenFailure::Grant { error, exchange }) => {
             let description = match error {
-                GrantError::UnknownCode | GrantError::Revoked if exchange => "Invalid 'code' in request.",
+                GrantError::UnknownCode if exchange => "Invalid 'code' in request.",
                 GrantError::WrongClient => "Invalid 'client_id' in request.",
                 GrantError::WrongRedirect => "Invalid 'redirect_uri' in request.",
                 GrantError::BadVerifier => "Invalid 'code_verifier' in request.",

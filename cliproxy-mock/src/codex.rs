@@ -7,7 +7,7 @@
 //! [`CLIENT_ID`]) are ChatGPT's. Answers hold `id_token`, `access_token` (both JWTs whose
 //! `https://api.openai.com/auth` claim carries `chatgpt_account_id` and `chatgpt_plan_type`, signed HS256 with
 //! [`crate::jwt::SECRET`]), a rotating `refresh_token` and `expires_in`. A used refresh token gets 401
-//! `refresh_token_reused`, one of a revoked account 401 `refresh_token_invalidated`, an unknown one 400
+//! `refresh_token_reused`, a revoked one 401 `refresh_token_invalidated`, an unknown one 400
 //! `invalid_grant`.
 //!
 //! # Responses
@@ -312,9 +312,8 @@ fn header_problem(headers: &HeaderMap, account: Option<&Account>) -> Option<Erro
     }
 }
 
-/// What the body must hold, as a 400 message.
-fn body_problem(request: &Value) -> Option<String> {
-    let model = request.get("model").and_then(Value::as_str)?;
+/// What the body of a request for `model` must hold, as a 400 message.
+fn body_problem(request: &Value, model: &str) -> Option<String> {
     if !MODELS.contains(&model) {
         return Some(format!("The '{model}' model is not supported when using Codex with a ChatGPT account."));
     }
@@ -345,7 +344,7 @@ async fn responses(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: 
     let Some(model) = request.get("model").and_then(Value::as_str) else {
         return dialect.send(bad_request("Missing required parameter: 'model'."), None);
     };
-    if let Some(message) = body_problem(&request) {
+    if let Some(message) = body_problem(&request, model) {
         return dialect.send(bad_request(&message), None);
     }
     let directive = match Directive::find(responses::request_texts(&request)) {

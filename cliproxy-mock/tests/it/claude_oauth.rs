@@ -207,6 +207,9 @@ async fn messages_want_the_beta_and_refuse_expired_and_revoked_tokens() {
     let (status, v) =
         status_json(token(&mock, "/v1/oauth/token", &refresh(fresh["refresh_token"].as_str().unwrap()))).await;
     assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")));
+    let relogin = accounts.mint(Mint { email: Some(issued.account.email.clone()), ..Mint::default() });
+    let r = anthropic_oauth(&mock, &relogin.access_token, &body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "after a revocation a new login works");
     assert_eq!(mock.hits(&issued.access_token), 3, "every messages call counts, refused or not");
     assert_eq!(mock.endpoint_hits_for("/v1/messages", access), 2);
 }
