@@ -145,35 +145,39 @@ async fn serve(config: Config) -> Result<(), String> {
         creds.len(),
         creds.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
     );
+    let stop = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{local}");
         let _ = out.flush();
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining open requests for up to {} s", cliproxy_server::DRAIN.as_secs());
     handle.shutdown(cliproxy_server::DRAIN).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM at once, so a stop that arrives right after "listening on" is printed drains like any
+/// other instead of killing the process, and returns the future that resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 
