@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::config::{Config, RateLimit};
 use crate::credential::CredentialState;
-use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
 use crate::passthrough::Peek;
@@ -930,6 +930,12 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
             }
             Ok(true)
         }
+        Dialect::Responses => {
+            if let Some(u) = responses::passthrough_usage(ev)? {
+                *usage = u;
+            }
+            Ok(true)
+        }
     }
 }
 
@@ -952,6 +958,7 @@ fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
                 ..Default::default()
             })
         }
+        Dialect::Responses => responses::answer_usage(body),
     }
 }
 

@@ -43,8 +43,12 @@ impl Peek {
         if model.is_empty() {
             return Err(Error::invalid_request("model: must not be empty"));
         }
-        if !fields.messages {
-            return Err(Error::invalid_request("messages: field required"));
+        match dialect {
+            Dialect::Responses if !fields.input => return Err(Error::invalid_request("input: field required")),
+            Dialect::OpenAiChat | Dialect::Anthropic if !fields.messages => {
+                return Err(Error::invalid_request("messages: field required"));
+            }
+            _ => {}
         }
         if dialect == Dialect::Anthropic && !fields.max_tokens {
             return Err(Error::invalid_request("max_tokens: field required"));
@@ -116,6 +120,8 @@ struct Fields {
     stream: bool,
     stream_options: Option<Range<usize>>,
     messages: bool,
+    /// The Responses API's `input`, which stands where the other dialects have `messages`.
+    input: bool,
     max_tokens: bool,
 }
 
@@ -148,6 +154,7 @@ impl<'de> Visitor<'de> for TopLevel {
                 }
                 "stream_options" if text != "null" => f.stream_options = Some(span),
                 "messages" => f.messages = text != "null",
+                "input" => f.input = text != "null",
                 "max_tokens" => f.max_tokens = text != "null",
                 _ => {}
             }

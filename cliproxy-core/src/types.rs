@@ -262,7 +262,9 @@ pub enum BlockKind {
 /// Block-oriented stream events: the Anthropic stream shape, which is a superset of OpenAI's flat deltas.
 ///
 /// A well-formed sequence is `Start`, then blocks (`BlockStart`, deltas for that index, `BlockStop`), one at
-/// a time, then `Finish` once. Parsers produce well-formed sequences; encoders nevertheless accept any
+/// a time, then `Finish` once. The one exception is parallel tool calls from a dialect that marks them
+/// complete only at the end (OpenAI chat): their tool-use blocks may overlap each other, each stopping when
+/// the upstream says so. Parsers produce well-formed sequences; encoders nevertheless accept any
 /// sequence and still write a valid stream in their dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {

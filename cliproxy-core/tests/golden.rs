@@ -1,4 +1,4 @@
-//! Golden translations between the two dialects.
+//! Golden translations between the dialects.
 //!
 //! Each file in `tests/golden/` gives an input in one dialect and the exact output expected in another (or
 //! the same: round trips), written and checked by hand against the wire examples of the provider reference
@@ -10,12 +10,12 @@
 //! split the stream. An upstream error ends the output with the client dialect's error event, as the server
 //! does once the answer has started.
 
-use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
 use cliproxy_core::stream::sse::{SseDecoder, SseEvent, encode_event};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The `created` time of OpenAI answers in the fixtures.
+/// The `created` (`created_at`) time of OpenAI answers in the fixtures.
 const CREATED: u64 = 1_700_000_000;
 
 #[derive(Deserialize)]
@@ -49,6 +49,7 @@ enum Kind {
 enum DialectName {
     OpenaiChat,
     Anthropic,
+    Responses,
 }
 
 impl From<DialectName> for Dialect {
@@ -56,6 +57,7 @@ impl From<DialectName> for Dialect {
         match d {
             DialectName::OpenaiChat => Dialect::OpenAiChat,
             DialectName::Anthropic => Dialect::Anthropic,
+            DialectName::Responses => Dialect::Responses,
         }
     }
 }
@@ -80,6 +82,7 @@ fn check(name: &str) {
             let body = match to {
                 Dialect::OpenAiChat => openai_chat::encode_response_at(&resp, &case.model, CREATED),
                 Dialect::Anthropic => anthropic::encode_response(&resp, &case.model),
+                Dialect::Responses => responses::encode_response_at(&resp, &case.model, CREATED),
             };
             let out: Value = serde_json::from_slice(&body).unwrap();
             assert_json_eq(name, &out, &case.expected);
@@ -122,6 +125,7 @@ fn run_stream(case: &Case, from: Dialect, to: Dialect, chunks: &[&[u8]]) -> Valu
             case.include_usage,
             CREATED,
         )),
+        Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(&case.model, CREATED)),
         Dialect::Anthropic => to.stream_encoder(&case.model, case.include_usage),
     };
     let mut sse: Vec<SseEvent> = Vec::new();

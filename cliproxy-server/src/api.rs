@@ -1,5 +1,5 @@
-//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`,
-//! and `/healthz`.
+//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/responses`,
+//! `/v1/models`, and `/healthz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
         .route("/healthz", get(healthz))
@@ -44,6 +45,10 @@ async fn chat(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
 
 async fn messages(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
     proxy(state, Dialect::Anthropic, headers, uri, body).await
+}
+
+async fn responses(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    proxy(state, Dialect::Responses, headers, uri, body).await
 }
 
 /// Authenticates the caller; `Ok(key)` carries the client key for per-key rate limits.
@@ -144,7 +149,9 @@ fn listing_dialect(headers: &HeaderMap) -> Dialect {
 
 fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
     match dialect {
-        Dialect::OpenAiChat => json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
+        Dialect::OpenAiChat | Dialect::Responses => {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+        }
         Dialect::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
@@ -159,7 +166,7 @@ async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
     let list = state.client.models();
     let data: Vec<_> = list.iter().map(|m| model_object(dialect, &m.id, m.providers.join(",").as_str())).collect();
     let body = match dialect {
-        Dialect::OpenAiChat => json!({"object": "list", "data": data}),
+        Dialect::OpenAiChat | Dialect::Responses => json!({"object": "list", "data": data}),
         Dialect::Anthropic => json!({
             "data": data,
             "has_more": false,

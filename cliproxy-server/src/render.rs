@@ -28,10 +28,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = &self.error;
-        let body = match self.dialect {
-            Dialect::OpenAiChat => e.openai_body(),
-            Dialect::Anthropic => e.anthropic_body(),
-        };
+        let body = self.dialect.error_body(e);
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         let h = resp.headers_mut();
@@ -69,7 +66,7 @@ where
             r = &mut fut => {
                 let body = match r {
                     Ok(b) => b,
-                    Err(e) => Bytes::from(match dialect { Dialect::OpenAiChat => e.openai_body(), Dialect::Anthropic => e.anthropic_body() }),
+                    Err(e) => Bytes::from(dialect.error_body(&e)),
                 };
                 Some((Ok::<_, std::convert::Infallible>(body), None))
             }
@@ -88,11 +85,7 @@ pub fn sse(dialect: Dialect, events: EventStream, keepalive: Option<Duration>) -
             Ok(Event { event, data }) => encode_event(event.as_deref(), &data, &mut buf),
             Err(e) => {
                 tracing::warn!(error = %e, "stream failed after it started");
-                let (name, data) = match dialect {
-                    Dialect::OpenAiChat => (None, e.openai_body()),
-                    Dialect::Anthropic => (Some("error"), e.anthropic_body()),
-                };
-                encode_event(name, std::str::from_utf8(&data).unwrap_or_default(), &mut buf);
+                dialect.error_event(&e).write_sse(&mut buf);
             }
         }
         Ok::<Bytes, std::convert::Infallible>(Bytes::from(buf))
