@@ -222,6 +222,18 @@ mod tests {
     }
 
     #[test]
+    fn responses_need_input_and_no_usage_edit() {
+        let body = r#"{"model":"a","input":"hi","stream":true}"#;
+        let p = Peek::parse(body.as_bytes(), Dialect::Responses).unwrap();
+        assert!(p.stream);
+        // Responses streams always end with their usage: only the model changes.
+        let out = p.rewrite(&Bytes::from(body), "b", Dialect::Responses);
+        assert_eq!(out, Bytes::from(r#"{"model":"b","input":"hi","stream":true}"#));
+        let err = Peek::parse(br#"{"model":"a","messages":[]}"#, Dialect::Responses).unwrap_err();
+        assert_eq!(err.message(), "input: field required");
+    }
+
+    #[test]
     fn invalid_inputs_are_clear() {
         let err = |s: &str, d| Peek::parse(s.as_bytes(), d).unwrap_err().message().to_owned();
         assert!(err("[1]", Dialect::OpenAiChat).contains("JSON object"));

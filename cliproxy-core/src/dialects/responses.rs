@@ -1046,9 +1046,15 @@ pub fn error_event(err: &Error) -> OutEvent {
 /// For a forwarded stream event: the usage of a terminal event (`response.completed`/`.incomplete`), or the
 /// error of a failure event (`response.failed`, `error`), which must fail over before the first byte.
 pub fn passthrough_usage(ev: &SseEvent) -> Result<Option<Usage>, Error> {
-    let name = ev.event.as_deref().unwrap_or_default();
+    #[derive(Deserialize)]
+    struct TypeOnly<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<Str<'a>>,
+    }
     let data = ev.data.trim();
-    let kind = if name.is_empty() { event_type(data) } else { Some(name) };
+    // Servers name every event; for one that does not, the name is the data's `type`.
+    let named = serde_json::from_str::<TypeOnly<'_>>(data).ok().and_then(|t| t.kind);
+    let kind = ev.event.as_deref().or(named.as_ref().map(|k| &*k.0));
     match kind {
         Some("response.completed" | "response.incomplete") => {
             Ok(serde_json::from_str::<EventWire<'_>>(data).ok().and_then(|e| e.response?.usage).map(Usage::from))
@@ -1065,12 +1071,6 @@ pub fn answer_usage(body: &[u8]) -> Option<Usage> {
         usage: Option<UsageWire>,
     }
     serde_json::from_slice::<Holder>(body).ok()?.usage.map(Usage::from)
-}
-
-/// The `type` of an event's data, from its opening bytes (every event names its type first).
-fn event_type(data: &str) -> Option<&str> {
-    let rest = data.strip_prefix("{\"type\":\"")?;
-    rest.split_once('"').map(|(t, _)| t)
 }
 
 /// The error a `response.failed` or `error` event reports.
@@ -1656,4 +1656,845 @@ fn emit(sequence: &mut u64, kind: &'static str, body: Body<'_>, out: &mut Vec<Ou
     let event = EventOut { kind, sequence_number: *sequence, body };
     out.push(OutEvent { event: Some(kind), data: to_json_string(&event) });
     *sequence += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::dialects::testing::{self, datas, invalid_message, parse_stream, sse};
+    use crate::error::ErrorKind;
+    use crate::types::ImageSource;
+
+    fn parse(v: Value) -> Result<ChatRequest, Error> {
+        parse_request(v.to_string().as_bytes())
+    }
+
+    fn err(v: Value) -> String {
+        invalid_message(parse(v))
+    }
+
+    fn encode(req: &ChatRequest) -> Value {
+        serde_json::from_slice(&encode_request(req)).unwrap()
+    }
+
+    fn weather_tool() -> Value {
+        json!({"type": "function", "name": "get_weather", "description": "Weather",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}})
+    }
+
+    // ---------------------------------------------------------------- parse_request
+
+    #[test]
+    fn parses_scalars_and_keeps_unmodelled_fields() {
+        let r = parse(json!({
+            "model": "gpt-5", "input": "hi", "instructions": "Be brief.", "max_output_tokens": 100,
+            "temperature": 0.2, "top_p": 0.9, "stream": true, "parallel_tool_calls": false, "user": "u1",
+            "reasoning": {"effort": "low", "summary": "auto"}, "store": false, "metadata": {"k": "v"},
+            "include": ["reasoning.encrypted_content"], "text": {"verbosity": "low"}, "truncation": null
+        }))
+        .unwrap();
+        assert_eq!(r.model, "gpt-5");
+        assert_eq!(r.system, vec![ContentPart::text("Be brief.")]);
+        assert_eq!(r.messages, vec![Message::user(vec![ContentPart::text("hi")])]);
+        assert_eq!(r.max_tokens, Some(100));
+        assert_eq!((r.temperature, r.top_p), (Some(0.2), Some(0.9)));
+        assert!(r.stream);
+        assert_eq!(r.parallel_tool_calls, Some(false));
+        assert_eq!(r.user.as_deref(), Some("u1"));
+        assert_eq!(r.reasoning, Some(Reasoning { effort: Some("low".into()), ..Reasoning::default() }));
+        assert_eq!(r.source, Some(Dialect::Responses));
+        assert_eq!(
+            Value::Object(r.extra),
+            json!({"store": false, "metadata": {"k": "v"}, "include": ["reasoning.encrypted_content"],
+                   "text": {"verbosity": "low"}})
+        );
+        // A reasoning object without an effort leaves the upstream's default.
+        assert_eq!(
+            parse(json!({"model": "m", "input": "x", "reasoning": {"summary": "auto"}})).unwrap().reasoning,
+            None
+        );
+    }
+
+    #[test]
+    fn items_form_turns() {
+        let r = parse(json!({"model": "m", "input": [
+            {"role": "developer", "content": "Use tools."},
+            {"role": "user", "content": [{"type": "input_text", "text": "weather?"},
+                                         {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "low"},
+                                         {"type": "input_file", "file_id": "file-1"}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Think"},
+                                                            {"type": "summary_text", "text": "more"}],
+             "encrypted_content": "enc"},
+            {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+             "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+            {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": ""},
+            {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+            {"type": "function_call_output", "call_id": "c2",
+             "output": [{"type": "input_text", "text": "rain"}]},
+            {"role": "user", "content": "thanks"},
+            {"role": "user", "content": "bye"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"}
+        ]}))
+        .unwrap();
+        assert_eq!(r.system, vec![ContentPart::text("Use tools.")]);
+        assert_eq!(r.messages.len(), 4);
+        assert_eq!(r.messages[0].role, Role::User);
+        assert_eq!(r.messages[0].content[0], ContentPart::text("weather?"));
+        assert_eq!(
+            r.messages[0].content[1],
+            ContentPart::Image {
+                source: ImageSource::Base64 { media_type: "image/png".into(), data: "AAAA".into() },
+                detail: Some("low".into()),
+                cache_control: None
+            }
+        );
+        assert_eq!(
+            r.messages[0].content[2],
+            ContentPart::Opaque(Opaque {
+                dialect: Dialect::Responses,
+                value: json!({"type": "input_file", "file_id": "file-1"})
+            })
+        );
+        assert_eq!(
+            r.messages[1],
+            Message::assistant(vec![
+                ContentPart::Thinking { text: "Think\n\nmore".into(), signature: Some("enc".into()) },
+                ContentPart::text("Checking."),
+                ContentPart::tool_use("c1", "get_weather", json!({"city": "Paris"})),
+                ContentPart::tool_use("c2", "get_weather", json!({})),
+            ])
+        );
+        assert_eq!(
+            r.messages[2],
+            Message::user(vec![
+                ContentPart::tool_result("c1", vec![ContentPart::text("sunny")], false),
+                ContentPart::tool_result("c2", vec![ContentPart::text("rain")], false),
+                ContentPart::text("thanks"),
+            ])
+        );
+        assert_eq!(r.messages[3], Message::user(vec![ContentPart::text("bye")]));
+    }
+
+    #[test]
+    fn reasoning_items_without_summary_read_their_content_and_empty_ones_are_skipped() {
+        let r = parse(json!({"model": "m", "input": [
+            {"role": "user", "content": "q"},
+            {"type": "reasoning", "summary": [], "content": [{"type": "reasoning_text", "text": "raw"}]},
+            {"type": "reasoning", "summary": []},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}, {"type": "output_text", "text": ""}]}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            r.messages[1],
+            Message::assistant(vec![
+                ContentPart::Thinking { text: "raw".into(), signature: None },
+                ContentPart::text("no")
+            ])
+        );
+    }
+
+    #[test]
+    fn only_function_tools_are_kept_and_tool_choice_follows() {
+        let r = parse(json!({"model": "m", "input": "x", "tools": [
+            weather_tool(),
+            {"type": "web_search_preview"}, {"type": "web_search"}, {"type": "local_shell"},
+            {"type": "custom", "name": "apply_patch", "format": {"type": "text"}},
+            {"type": "namespace", "name": "ns", "tools": []}, {"type": "file_search", "vector_store_ids": []},
+            {"type": "function", "name": "noop", "strict": true}
+        ], "tool_choice": {"type": "function", "name": "get_weather"}}))
+        .unwrap();
+        let names: Vec<_> = r.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["get_weather", "noop"]);
+        assert_eq!(r.tools[0].description.as_deref(), Some("Weather"));
+        assert_eq!(r.tools[0].parameters["type"], "object");
+        assert_eq!((r.tools[0].strict, r.tools[1].strict), (None, Some(true)));
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("get_weather".into())));
+        let choice = |c: Value| parse(json!({"model": "m", "input": "x", "tool_choice": c})).unwrap().tool_choice;
+        assert_eq!(choice(json!("required")), Some(ToolChoice::Required));
+        assert_eq!(choice(json!("none")), Some(ToolChoice::None));
+        assert_eq!(choice(json!({"type": "web_search_preview"})), Some(ToolChoice::Auto));
+        assert_eq!(
+            choice(json!({"type": "allowed_tools", "mode": "required", "tools": []})),
+            Some(ToolChoice::Required)
+        );
+    }
+
+    #[test]
+    fn malformed_requests_name_the_field() {
+        let cases = [
+            (json!({"input": "x"}), "model: missing"),
+            (json!({"model": "", "input": "x"}), "model: must not be empty"),
+            (json!({"model": "m"}), "input: missing"),
+            (json!({"model": "m", "input": 5}), "input: expected a string or an array of input items"),
+            (
+                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
+                "previous_response_id: this proxy keeps no response state",
+            ),
+            (
+                json!({"model": "m", "input": "x", "conversation": "conv_1"}),
+                "conversation: this proxy keeps no response state",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+                "input[0]: this proxy keeps no response state",
+            ),
+            (json!({"model": "m", "input": [{"content": "x"}]}), "input[0].role: missing"),
+            (json!({"model": "m", "input": [{"role": "tool", "content": "x"}]}), "input[0].role: unknown role 'tool'"),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": 3}]}),
+                "input[0].content: expected a string or an array",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [{"text": "x"}]}]}),
+                "input[0].content[0].type: missing",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "system", "content": [{"type": "input_image", "image_url": "u"}]}]}),
+                "input[0].content: system messages may contain only text parts",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "assistant", "content": [{"type": "input_audio"}]}]}),
+                "input[0].content[0].type: unsupported assistant content part 'input_audio'",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}]}),
+                "input[0].arguments: tool call arguments are not valid JSON",
+            ),
+            (json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}), "input[0].call_id: missing"),
+            (
+                json!({"model": "m", "input": [{"type": "function_call_output", "call_id": "c"}]}),
+                "input[0].output: missing",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "reasoning", "summary": "x"}]}),
+                "input[0].summary: expected an array",
+            ),
+            (json!({"model": "m", "input": "x", "tools": {}}), "tools: expected an array of tools"),
+            (json!({"model": "m", "input": "x", "tools": [{"type": "function"}]}), "tools[0].name: missing"),
+            (json!({"model": "m", "input": "x", "tool_choice": "any"}), "tool_choice: expected \"none\""),
+            (json!({"model": "m", "input": "x", "tool_choice": {"type": "function"}}), "tool_choice.name: missing"),
+            (
+                json!({"model": "m", "input": "x", "max_output_tokens": -1}),
+                "max_output_tokens: expected a non-negative integer",
+            ),
+            (json!({"model": "m", "input": "x", "reasoning": "high"}), "reasoning: expected a JSON object"),
+            (json!({"model": "m", "input": "x", "store": "no"}), "store: expected true or false"),
+            (json!({"model": "m", "input": "x", "metadata": []}), "metadata: expected a JSON object"),
+            (json!({"model": "m", "input": "x", "stream": "yes"}), "stream: expected true or false"),
+            (json!({"model": "m", "input": "x", "instructions": ["a"]}), "instructions: expected a string"),
+        ];
+        for (body, want) in cases {
+            let got = err(body.clone());
+            assert!(got.starts_with(want), "{body}: {got}");
+        }
+        assert!(invalid_message(parse_request(b"[1]")).contains("expected a JSON object"));
+        assert!(invalid_message(parse_request(b"{")).starts_with("body is not valid JSON"));
+    }
+
+    // ---------------------------------------------------------------- encode_request
+
+    #[test]
+    fn encodes_requests_from_other_dialects_for_a_stateless_upstream() {
+        let req = ChatRequest {
+            model: "gpt-5".into(),
+            system: vec![ContentPart::text("A"), ContentPart::text("B")],
+            messages: vec![
+                Message::user(vec![
+                    ContentPart::text("look"),
+                    ContentPart::Image {
+                        source: ImageSource::Url { url: "https://x/y.png".into() },
+                        detail: None,
+                        cache_control: None,
+                    },
+                ]),
+                Message::assistant(vec![
+                    ContentPart::Thinking { text: "unsigned".into(), signature: None },
+                    ContentPart::Thinking { text: "signed".into(), signature: Some("sig".into()) },
+                    ContentPart::RedactedThinking { data: "r".into() },
+                    ContentPart::text("a"),
+                    ContentPart::text("b"),
+                    ContentPart::tool_use("c1", "get_weather", json!({"city": "Paris"})),
+                    ContentPart::tool_use("c2", "raw", Value::String("{not json".into())),
+                ]),
+                Message::user(vec![
+                    ContentPart::text("and"),
+                    ContentPart::tool_result("c1", vec![ContentPart::text("sun"), ContentPart::text("ny")], false),
+                    ContentPart::tool_result(
+                        "c2",
+                        vec![ContentPart::Image {
+                            source: ImageSource::Base64 { media_type: "image/png".into(), data: "AAAA".into() },
+                            detail: Some("high".into()),
+                            cache_control: None,
+                        }],
+                        true,
+                    ),
+                    ContentPart::Opaque(Opaque { dialect: Dialect::Anthropic, value: json!({"type": "document"}) }),
+                ]),
+            ],
+            tools: vec![
+                Tool { name: "get_weather".into(), parameters: json!({"type": "object"}), ..Tool::default() },
+                Tool { name: "bare".into(), ..Tool::default() },
+                Tool {
+                    name: "web_search".into(),
+                    builtin: Some(Opaque {
+                        dialect: Dialect::Anthropic,
+                        value: json!({"type": "web_search_20250305"}),
+                    }),
+                    ..Tool::default()
+                },
+            ],
+            tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+            parallel_tool_calls: Some(true),
+            max_tokens: Some(512),
+            reasoning: Some(Reasoning { budget_tokens: Some(20000), ..Reasoning::default() }),
+            stream: true,
+            source: Some(Dialect::Anthropic),
+            extra: serde_json::Map::from_iter([("ignored".to_owned(), json!(1))]),
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            encode(&req),
+            json!({
+                "model": "gpt-5",
+                "instructions": "A\n\nB",
+                "input": [
+                    {"type": "message", "role": "user", "content": [
+                        {"type": "input_text", "text": "look"},
+                        {"type": "input_image", "image_url": "https://x/y.png", "detail": "auto"}]},
+                    {"type": "reasoning", "summary": [{"type": "summary_text", "text": "signed"}], "encrypted_content": "sig"},
+                    {"type": "message", "role": "assistant", "content": [
+                        {"type": "output_text", "text": "a", "annotations": []},
+                        {"type": "output_text", "text": "b", "annotations": []}]},
+                    {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+                    {"type": "function_call", "call_id": "c2", "name": "raw", "arguments": "{not json"},
+                    {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                    {"type": "function_call_output", "call_id": "c2", "output": [
+                        {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "high"}]},
+                    {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "and"}]}
+                ],
+                "tools": [
+                    {"type": "function", "name": "get_weather", "parameters": {"type": "object"}, "strict": false},
+                    {"type": "function", "name": "bare", "parameters": {"type": "object", "properties": {}}, "strict": false}
+                ],
+                "tool_choice": {"type": "function", "name": "get_weather"},
+                "parallel_tool_calls": true,
+                "max_output_tokens": 512,
+                "reasoning": {"effort": "high", "summary": "auto"},
+                "stream": true,
+                "store": false,
+                "include": ["reasoning.encrypted_content"]
+            })
+        );
+    }
+
+    #[test]
+    fn responses_requests_round_trip_with_their_own_fields() {
+        let body = json!({
+            "model": "gpt-5", "instructions": "Be brief.", "stream": false, "store": true,
+            "metadata": {"k": "v"}, "reasoning": {"effort": "minimal"}, "tool_choice": "auto",
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": true}],
+            "input": [
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"},
+                                                               {"type": "input_file", "file_id": "file-1"}]},
+                {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c", "output": "ok"}
+            ]
+        });
+        let out = encode(&parse(body.clone()).unwrap());
+        // Everything comes back as it was, with reasoning summaries asked for.
+        let mut want = body;
+        want["reasoning"]["summary"] = "auto".into();
+        assert_eq!(out, want);
+    }
+
+    // ---------------------------------------------------------------- answers
+
+    #[test]
+    fn parses_answers_with_every_item_kind() {
+        let body = json!({
+            "id": "resp_1", "object": "response", "model": "gpt-5", "status": "completed", "error": null,
+            "output": [
+                {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "a"},
+                                                              {"type": "summary_text", "text": "b"}],
+                 "encrypted_content": "enc"},
+                {"id": "ws_1", "type": "web_search_call", "status": "completed"},
+                {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+                 "content": [{"type": "output_text", "text": "Hi ", "annotations": []}, {"type": "refusal", "refusal": "no"}]},
+                {"id": "fc_1", "type": "function_call", "call_id": "c1", "name": "f", "arguments": "{\"x\":1}"},
+                {"id": "fc_2", "type": "function_call", "name": "g", "arguments": "oops"}
+            ],
+            "usage": {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 8}, "output_tokens": 5,
+                      "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 25}
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!((r.id.as_str(), r.model.as_str()), ("resp_1", "gpt-5"));
+        assert_eq!(
+            r.content,
+            vec![
+                ContentPart::Thinking { text: "a\n\nb".into(), signature: Some("enc".into()) },
+                ContentPart::text("Hi no"),
+                ContentPart::tool_use("c1", "f", json!({"x": 1})),
+                ContentPart::tool_use("fc_2", "g", json!("oops")),
+            ]
+        );
+        assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 12,
+                output_tokens: 5,
+                cache_read_tokens: 8,
+                cache_creation_tokens: 0,
+                reasoning_tokens: 3
+            }
+        );
+    }
+
+    #[test]
+    fn answer_statuses_and_errors() {
+        let stop = |v: Value| parse_response(v.to_string().as_bytes()).map(|r| r.stop_reason);
+        let incomplete =
+            |reason: &str| json!({"status": "incomplete", "incomplete_details": {"reason": reason}, "output": []});
+        assert_eq!(stop(incomplete("max_output_tokens")).unwrap(), Some(StopReason::MaxTokens));
+        assert_eq!(stop(incomplete("content_filter")).unwrap(), Some(StopReason::ContentFilter));
+        assert_eq!(stop(json!({"status": "completed", "output": []})).unwrap(), Some(StopReason::EndTurn));
+        let e = stop(json!({"status": "failed", "error": {"code": "rate_limit_exceeded", "message": "slow down"}}))
+            .unwrap_err();
+        assert_eq!((e.kind(), e.message()), (ErrorKind::RateLimited, "slow down"));
+        let e = stop(json!({"status": "failed", "error": null})).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Upstream);
+        let e = stop(json!({"error": {"message": "bad", "type": "invalid_request_error"}})).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        let e = parse_response(b"<html>").unwrap_err();
+        assert!(e.message().starts_with("the upstream sent an unreadable response"), "{}", e.message());
+        let e = parse_error(429, br#"{"error":{"message":"quota","type":"insufficient_quota"}}"#);
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+    }
+
+    #[test]
+    fn encodes_answers_as_response_objects() {
+        let resp = ChatResponse {
+            id: "msg_1".into(),
+            model: "claude".into(),
+            content: vec![
+                ContentPart::Thinking { text: "hm".into(), signature: Some("sig".into()) },
+                ContentPart::text("Hel"),
+                ContentPart::text("lo"),
+                ContentPart::RedactedThinking { data: "x".into() },
+                ContentPart::tool_use("toolu_1", "f", json!({"a": 1})),
+            ],
+            stop_reason: Some(StopReason::MaxTokens),
+            usage: Usage {
+                input_tokens: 11,
+                output_tokens: 7,
+                cache_read_tokens: 5,
+                cache_creation_tokens: 3,
+                reasoning_tokens: 2,
+            },
+        };
+        let out: Value = serde_json::from_slice(&encode_response_at(&resp, "asked", 7)).unwrap();
+        assert_eq!(
+            out,
+            json!({
+                "id": "resp_msg_1", "object": "response", "created_at": 7, "status": "incomplete", "error": null,
+                "incomplete_details": {"reason": "max_output_tokens"}, "model": "asked",
+                "output": [
+                    {"type": "reasoning", "id": "rs_msg_1_0", "status": "completed",
+                     "summary": [{"type": "summary_text", "text": "hm"}], "encrypted_content": "sig"},
+                    {"type": "message", "id": "msg_msg_1_1", "status": "incomplete", "role": "assistant", "content": [
+                        {"type": "output_text", "text": "Hel", "annotations": [], "logprobs": []},
+                        {"type": "output_text", "text": "lo", "annotations": [], "logprobs": []}]},
+                    {"type": "function_call", "id": "fc_toolu_1", "status": "completed", "call_id": "toolu_1",
+                     "name": "f", "arguments": "{\"a\":1}"}
+                ],
+                "usage": {"input_tokens": 19, "input_tokens_details": {"cached_tokens": 5}, "output_tokens": 7,
+                          "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 26}
+            })
+        );
+        let done = ChatResponse { stop_reason: Some(StopReason::ToolUse), ..ChatResponse::default() };
+        let out: Value = serde_json::from_slice(&encode_response_at(&done, "m", 1)).unwrap();
+        assert_eq!((out["status"].as_str(), &out["incomplete_details"]), (Some("completed"), &Value::Null));
+        assert_eq!(out["id"], "resp_cliproxy");
+    }
+
+    #[test]
+    fn errors_after_the_start_are_failed_responses() {
+        let e = Error::new(ErrorKind::RateLimited, "slow down");
+        let ev = error_event(&e);
+        assert_eq!(ev.event, Some("response.failed"));
+        let v: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "response.failed", "response": {"object": "response", "status": "failed",
+                   "error": {"code": "rate_limit_exceeded", "message": "slow down"}, "incomplete_details": null, "output": []}})
+        );
+        // And a Responses upstream's failure reads back as the same kind.
+        let back = parse_stream(Dialect::Responses.stream_parser(), &[sse(ev.event, ev.data.clone())]).unwrap_err();
+        assert_eq!((back.kind(), back.message()), (ErrorKind::RateLimited, "slow down"));
+    }
+
+    #[test]
+    fn passthrough_reads_usage_and_failures() {
+        let done = json!({"type": "response.completed", "sequence_number": 9, "response": {"usage":
+            {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": 2, "total_tokens": 12}}});
+        let u = passthrough_usage(&sse(Some("response.completed"), done.to_string())).unwrap();
+        assert_eq!(u, Some(Usage { input_tokens: 6, output_tokens: 2, cache_read_tokens: 4, ..Usage::default() }));
+        // Without an `event:` line the type is read from the data.
+        assert_eq!(passthrough_usage(&sse(None, done.to_string())).unwrap(), u);
+        let delta = json!({"type": "response.output_text.delta", "delta": "usage"});
+        assert_eq!(passthrough_usage(&sse(None, delta.to_string())).unwrap(), None);
+        let err = json!({"type": "error", "code": "rate_limit_exceeded", "message": "slow", "param": null});
+        assert_eq!(passthrough_usage(&sse(Some("error"), err.to_string())).unwrap_err().kind(), ErrorKind::RateLimited);
+        assert_eq!(
+            answer_usage(br#"{"id":"r","usage":{"input_tokens":3,"output_tokens":1}}"#),
+            Some(Usage { input_tokens: 3, output_tokens: 1, ..Usage::default() })
+        );
+        assert_eq!(answer_usage(b"{}"), None);
+    }
+
+    // ---------------------------------------------------------------- stream parser
+
+    fn run(events: &[Value]) -> Result<Vec<StreamEvent>, Error> {
+        let events: Vec<_> = events.iter().map(|e| sse(e["type"].as_str(), e.to_string())).collect();
+        parse_stream(Dialect::Responses.stream_parser(), &events)
+    }
+
+    #[test]
+    fn parses_a_stream_with_every_item_kind() {
+        let evs = run(&[
+            json!({"type": "response.created", "response": {"id": "resp_1", "model": "gpt-5", "status": "in_progress"}}),
+            json!({"type": "response.in_progress", "response": {"id": "resp_1"}}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "reasoning", "id": "rs_1", "summary": []}}),
+            json!({"type": "response.reasoning_summary_part.added", "output_index": 0, "summary_index": 0}),
+            json!({"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0, "delta": "a"}),
+            json!({"type": "response.reasoning_summary_part.added", "output_index": 0, "summary_index": 1}),
+            json!({"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 1, "delta": "b"}),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": {"type": "reasoning", "id": "rs_1",
+                   "summary": [{"type": "summary_text", "text": "a"}, {"type": "summary_text", "text": "b"}], "encrypted_content": "enc"}}),
+            json!({"type": "response.output_item.added", "output_index": 1, "item": {"type": "web_search_call", "id": "ws"}}),
+            json!({"type": "response.output_item.done", "output_index": 1, "item": {"type": "web_search_call", "id": "ws"}}),
+            json!({"type": "response.output_item.added", "output_index": 2, "item": {"type": "message", "id": "m", "content": []}}),
+            json!({"type": "response.content_part.added", "output_index": 2, "content_index": 0, "part": {"type": "output_text", "text": ""}}),
+            json!({"type": "response.output_text.delta", "output_index": 2, "content_index": 0, "delta": "Hi"}),
+            json!({"type": "response.output_text.done", "output_index": 2, "content_index": 0, "text": "Hi"}),
+            json!({"type": "response.output_item.done", "output_index": 2, "item": {"type": "message", "id": "m",
+                   "content": [{"type": "output_text", "text": "Hi"}]}}),
+            json!({"type": "response.output_item.added", "output_index": 3, "item": {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "output_index": 3, "delta": "{\"x\":"}),
+            json!({"type": "response.function_call_arguments.delta", "output_index": 3, "delta": "1}"}),
+            json!({"type": "response.function_call_arguments.done", "output_index": 3, "arguments": "{\"x\":1}"}),
+            json!({"type": "response.output_item.done", "output_index": 3, "item": {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{\"x\":1}"}}),
+            json!({"type": "response.completed", "response": {"id": "resp_1", "status": "completed",
+                   "usage": {"input_tokens": 9, "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 2}}}}),
+        ])
+        .unwrap();
+        use StreamEvent::*;
+        assert_eq!(
+            evs,
+            [
+                Start { id: "resp_1".into(), model: "gpt-5".into(), usage: Usage::default() },
+                BlockStart { index: 0, block: BlockKind::Thinking },
+                ThinkingDelta { index: 0, text: "a".into() },
+                ThinkingDelta { index: 0, text: "\n\n".into() },
+                ThinkingDelta { index: 0, text: "b".into() },
+                SignatureDelta { index: 0, signature: "enc".into() },
+                BlockStop { index: 0 },
+                BlockStart { index: 1, block: BlockKind::Text },
+                TextDelta { index: 1, text: "Hi".into() },
+                BlockStop { index: 1 },
+                BlockStart { index: 2, block: BlockKind::ToolUse { id: "c1".into(), name: "f".into() } },
+                ToolArgsDelta { index: 2, json: "{\"x\":".into() },
+                ToolArgsDelta { index: 2, json: "1}".into() },
+                BlockStop { index: 2 },
+                Finish {
+                    stop_reason: Some(StopReason::ToolUse),
+                    usage: Usage { input_tokens: 9, output_tokens: 4, reasoning_tokens: 2, ..Usage::default() }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn items_sent_whole_and_deltas_without_items() {
+        let evs = run(&[
+            json!({"type": "response.output_item.done", "output_index": 0, "item": {"type": "message",
+                   "content": [{"type": "output_text", "text": "whole"}]}}),
+            json!({"type": "response.output_item.added", "output_index": 1, "item": {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}}),
+            json!({"type": "response.output_item.done", "output_index": 1, "item": {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}}),
+            json!({"type": "response.output_text.delta", "output_index": 2, "delta": "loose"}),
+            json!({"type": "response.incomplete", "response": {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}}),
+            json!({"type": "response.output_text.delta", "output_index": 3, "delta": "after the end"}),
+        ])
+        .unwrap();
+        use StreamEvent::*;
+        assert_eq!(
+            evs,
+            [
+                Start { id: String::new(), model: String::new(), usage: Usage::default() },
+                BlockStart { index: 0, block: BlockKind::Text },
+                TextDelta { index: 0, text: "whole".into() },
+                BlockStop { index: 0 },
+                BlockStart { index: 1, block: BlockKind::ToolUse { id: "c".into(), name: "f".into() } },
+                ToolArgsDelta { index: 1, json: "{}".into() },
+                BlockStop { index: 1 },
+                BlockStart { index: 2, block: BlockKind::Text },
+                TextDelta { index: 2, text: "loose".into() },
+                BlockStop { index: 2 },
+                Finish { stop_reason: Some(StopReason::MaxTokens), usage: Usage::default() },
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_failures() {
+        let e = run(&[
+            json!({"type": "response.created", "response": {"id": "r"}}),
+            json!({"type": "response.failed", "response": {"status": "failed", "error": {"code": "server_error", "message": "boom"}}}),
+        ])
+        .unwrap_err();
+        assert_eq!((e.kind(), e.message()), (ErrorKind::Upstream, "boom"));
+        let e = run(&[json!({"type": "error", "code": "insufficient_quota", "message": "pay"})]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+        let e = run(&[json!({"type": "response.created", "response": {"id": "r"}})]).unwrap_err();
+        assert!(e.message().contains("ended early"), "{}", e.message());
+        let e = parse_stream(Dialect::Responses.stream_parser(), &[sse(None, "{nope")]).unwrap_err();
+        assert!(e.message().starts_with("the upstream sent an unreadable stream event"));
+    }
+
+    // ---------------------------------------------------------------- stream encoder
+
+    fn encode_stream(events: &[StreamEvent]) -> Vec<OutEvent> {
+        testing::encode_stream(AnyStreamEncoder::Responses(StreamEncoder::with_created("asked", 7)), events)
+    }
+
+    use crate::dialects::AnyStreamEncoder;
+
+    /// `type` of every event, checking it is also the SSE event name and the numbering is 0, 1, 2, …
+    fn types(out: &[OutEvent]) -> Vec<String> {
+        datas(out)
+            .iter()
+            .zip(out)
+            .enumerate()
+            .map(|(n, (v, e))| {
+                assert_eq!(v["sequence_number"], n, "{v}");
+                assert_eq!(Some(v["type"].as_str().unwrap()), e.event);
+                v["type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn encodes_the_event_sequence_of_every_item_kind() {
+        use StreamEvent::*;
+        let usage = Usage { input_tokens: 11, output_tokens: 7, cache_read_tokens: 5, ..Usage::default() };
+        let out = encode_stream(&[
+            Start { id: "msg_1".into(), model: "claude".into(), usage: Usage::default() },
+            Ping,
+            BlockStart { index: 0, block: BlockKind::Thinking },
+            ThinkingDelta { index: 0, text: "hm".into() },
+            SignatureDelta { index: 0, signature: "sig".into() },
+            BlockStop { index: 0 },
+            BlockStart { index: 1, block: BlockKind::Text },
+            TextDelta { index: 1, text: "Hi".into() },
+            TextDelta { index: 1, text: "".into() },
+            BlockStop { index: 1 },
+            BlockStart { index: 2, block: BlockKind::ToolUse { id: "t".into(), name: "f".into() } },
+            ToolArgsDelta { index: 2, json: "{\"a\":".into() },
+            ToolArgsDelta { index: 2, json: "1}".into() },
+            ToolArgsDelta { index: 9, json: "lost".into() },
+            BlockStop { index: 2 },
+            Finish { stop_reason: Some(StopReason::ToolUse), usage },
+            TextDelta { index: 3, text: "after".into() },
+        ]);
+        assert_eq!(
+            types(&out),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let d = datas(&out);
+        assert_eq!(
+            d[0]["response"],
+            json!({"id": "resp_msg_1", "object": "response", "created_at": 7, "status": "in_progress", "error": null,
+                   "incomplete_details": null, "model": "asked", "output": [], "usage": null})
+        );
+        assert_eq!(
+            d[2],
+            json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0,
+                   "item": {"type": "reasoning", "id": "rs_msg_1_0", "status": "in_progress", "summary": []}})
+        );
+        assert_eq!(
+            d[4],
+            json!({"type": "response.reasoning_summary_text.delta", "sequence_number": 4, "item_id": "rs_msg_1_0",
+                   "output_index": 0, "summary_index": 0, "delta": "hm"})
+        );
+        assert_eq!(d[7]["item"]["encrypted_content"], "sig");
+        assert_eq!(
+            d[9],
+            json!({"type": "response.content_part.added", "sequence_number": 9, "item_id": "msg_msg_1_1", "output_index": 1,
+                   "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
+        );
+        assert_eq!(
+            d[10],
+            json!({"type": "response.output_text.delta", "sequence_number": 10, "item_id": "msg_msg_1_1", "output_index": 1,
+                   "content_index": 0, "delta": "Hi", "logprobs": []})
+        );
+        assert_eq!(
+            d[14]["item"],
+            json!({"type": "function_call", "id": "fc_t", "status": "in_progress", "call_id": "t", "name": "f", "arguments": ""})
+        );
+        assert_eq!(
+            d[17],
+            json!({"type": "response.function_call_arguments.done", "sequence_number": 17, "item_id": "fc_t",
+                   "output_index": 2, "arguments": "{\"a\":1}"})
+        );
+        let done = &d[19]["response"];
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["output"].as_array().unwrap().len(), 3);
+        assert_eq!(done["output"][1]["content"][0]["text"], "Hi");
+        assert_eq!(done["output"][2]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            done["usage"],
+            json!({"input_tokens": 16, "input_tokens_details": {"cached_tokens": 5}, "output_tokens": 7,
+                   "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 23})
+        );
+    }
+
+    #[test]
+    fn parallel_calls_stay_open_beside_each_other_and_text_closes_them() {
+        use StreamEvent::*;
+        let call = |index: usize, id: &str| BlockStart {
+            index,
+            block: BlockKind::ToolUse { id: id.into(), name: "f".into() },
+        };
+        let out = encode_stream(&[
+            call(0, "a"),
+            ToolArgsDelta { index: 0, json: "{}".into() },
+            call(1, "b"),
+            ToolArgsDelta { index: 1, json: "{}".into() },
+            ToolArgsDelta { index: 0, json: " ".into() },
+            BlockStop { index: 0 },
+            TextDelta { index: 5, text: "x".into() },
+            Finish { stop_reason: Some(StopReason::MaxTokens), usage: Usage::default() },
+        ]);
+        let d = datas(&out);
+        let seq: Vec<(String, Value)> =
+            d.iter().map(|v| (v["type"].as_str().unwrap().to_owned(), v["output_index"].clone())).collect();
+        let ev = |t: &str, i: usize| (t.to_owned(), json!(i));
+        assert_eq!(
+            seq[2..],
+            [
+                ev("response.output_item.added", 0),
+                ev("response.function_call_arguments.delta", 0),
+                ev("response.output_item.added", 1),
+                ev("response.function_call_arguments.delta", 1),
+                ev("response.function_call_arguments.delta", 0),
+                ev("response.function_call_arguments.done", 0),
+                ev("response.output_item.done", 0),
+                ev("response.function_call_arguments.done", 1),
+                ev("response.output_item.done", 1),
+                ev("response.output_item.added", 2),
+                ev("response.content_part.added", 2),
+                ev("response.output_text.delta", 2),
+                ev("response.output_text.done", 2),
+                ev("response.content_part.done", 2),
+                ev("response.output_item.done", 2),
+                ("response.incomplete".to_owned(), Value::Null),
+            ]
+        );
+        assert_eq!(d[7]["arguments"], "{} ");
+        let last = &d.last().unwrap()["response"];
+        assert_eq!(
+            (last["status"].as_str(), last["incomplete_details"]["reason"].as_str()),
+            (Some("incomplete"), Some("max_output_tokens"))
+        );
+        assert_eq!(last["output"][2]["status"], "incomplete");
+    }
+
+    #[test]
+    fn a_stream_without_start_or_finish_is_still_complete() {
+        let out = encode_stream(&[StreamEvent::TextDelta { index: 0, text: "x".into() }]);
+        let t = types(&out);
+        assert_eq!(t.first().map(String::as_str), Some("response.created"));
+        assert_eq!(t.last().map(String::as_str), Some("response.completed"));
+        assert_eq!(datas(&out)[0]["response"]["id"], "resp_cliproxy");
+        assert_eq!(encode_stream(&[]).len(), 3);
+    }
+
+    /// Random event sequences: the stream is well-formed and what a client assembles is what went in.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn streams_are_well_formed_and_deltas_concatenate(events in proptest::collection::vec(testing::stream_event(), 0..40)) {
+                let mut want_text = String::new();
+                let mut want_reasoning = String::new();
+                for ev in &events {
+                    match ev {
+                        StreamEvent::TextDelta { text, .. } => want_text.push_str(text),
+                        StreamEvent::ThinkingDelta { text, .. } => want_reasoning.push_str(text),
+                        StreamEvent::Finish { .. } => break,
+                        _ => {}
+                    }
+                }
+                let out = encode_stream(&events);
+                let t = types(&out);
+                prop_assert_eq!(t[0].as_str(), "response.created");
+                prop_assert!(matches!(t.last().unwrap().as_str(), "response.completed" | "response.incomplete"));
+                prop_assert_eq!(t.iter().filter(|t| t.starts_with("response.completed") || t.starts_with("response.incomplete")).count(), 1);
+                let (mut text, mut reasoning) = (String::new(), String::new());
+                // Output index → whether the item is open; content events only for open items.
+                let mut open: Vec<bool> = Vec::new();
+                for v in datas(&out) {
+                    let i = v["output_index"].as_u64().map(|i| i as usize);
+                    match v["type"].as_str().unwrap() {
+                        "response.output_item.added" => {
+                            prop_assert_eq!(i, Some(open.len()));
+                            open.push(true);
+                        }
+                        "response.output_item.done" => {
+                            prop_assert!(open[i.unwrap()]);
+                            open[i.unwrap()] = false;
+                        }
+                        "response.output_text.delta" => text.push_str(v["delta"].as_str().unwrap()),
+                        "response.reasoning_summary_text.delta" => reasoning.push_str(v["delta"].as_str().unwrap()),
+                        "response.completed" | "response.incomplete" => {
+                            prop_assert!(open.iter().all(|o| !o));
+                            prop_assert_eq!(v["response"]["output"].as_array().unwrap().len(), open.len());
+                        }
+                        _ => {}
+                    }
+                    if let Some(i) = i {
+                        prop_assert!(i < open.len());
+                    }
+                }
+                prop_assert_eq!(text, want_text);
+                prop_assert_eq!(reasoning, want_reasoning);
+            }
+        }
+    }
 }
