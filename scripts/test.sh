@@ -55,6 +55,13 @@ if [ -x "$ROOT/cliproxy-server/tests/browser/run.sh" ]; then
   PY_ENV="$PY_ENV" "$ROOT/cliproxy-server/tests/browser/run.sh"
 fi
 
+ARCH_CHECK="$ROOT/../shared/tools/arch_check.py"
+if [ -f "$ARCH_CHECK" ]; then
+  step "module layering (arch_check: no cycles, no edges against the layers)"
+  python3 "$ARCH_CHECK" "$ROOT" | tail -n 1
+  python3 "$ARCH_CHECK" "$ROOT" >/dev/null
+fi
+
 CONFORMANCE="${CONFORMANCE_DIR:-$ROOT/../shared/conformance}"
 if [ -f "$CONFORMANCE/run.py" ]; then
   step "Go-original conformance scenarios ($CONFORMANCE)"

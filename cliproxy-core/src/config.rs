@@ -70,11 +70,11 @@ pub struct Config {
     pub claude_api_key: Vec<ClaudeKey>,
     pub openai_compatibility: Vec<OpenAiCompatibility>,
     /// Kiro accounts given in the file (token files used in place, or tokens).
-    pub kiro: Vec<crate::providers::kiro::KiroEntry>,
+    pub kiro: Vec<KiroEntry>,
     /// Kiro's hosts, `{region}` substituted.
-    pub kiro_endpoints: crate::providers::kiro::EndpointsConfig,
+    pub kiro_endpoints: KiroEndpoints,
     /// Pins for the per-account Kiro device identity.
-    pub kiro_fingerprint: crate::providers::kiro::fingerprint::FingerprintConfig,
+    pub kiro_fingerprint: FingerprintConfig,
     pub github_copilot: GithubCopilot,
 }
 
@@ -397,6 +397,72 @@ pub fn expand_home(path: &str) -> std::path::PathBuf {
         return std::path::Path::new(&home).join(rest);
     }
     std::path::PathBuf::from(path)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kiro
+
+/// One `kiro:` entry of config.yaml: a token file used in place, or tokens given directly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct KiroEntry {
+    /// A Kiro token file (the IDE's, or one of ours) used in place; refreshed tokens are written back to it.
+    pub token_file: Option<String>,
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub profile_arn: Option<String>,
+    /// The SSO-OIDC / auth-service region of the login.
+    pub region: Option<String>,
+    /// The API region, when the profile ARN does not tell it.
+    pub api_region: Option<String>,
+    pub start_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// `social`, `builder-id` or `idc`.
+    pub auth_method: Option<String>,
+    pub prefix: Option<String>,
+    pub priority: i32,
+    pub proxy_url: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub models: Vec<ModelAlias>,
+    pub excluded_models: Vec<String>,
+    pub rate_limit: RateLimit,
+}
+
+/// `kiro-endpoints`: base URLs with `{region}` substituted, overridable for proxies and the mock upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct KiroEndpoints {
+    pub oidc_base_url: String,
+    pub auth_base_url: String,
+    pub api_base_url: String,
+    pub fallback_api_base_url: String,
+}
+
+impl Default for KiroEndpoints {
+    fn default() -> Self {
+        KiroEndpoints {
+            oidc_base_url: "https://oidc.{region}.amazonaws.com".into(),
+            auth_base_url: "https://prod.{region}.auth.desktop.kiro.dev".into(),
+            api_base_url: "https://q.{region}.amazonaws.com".into(),
+            fallback_api_base_url: "https://codewhisperer.{region}.amazonaws.com".into(),
+        }
+    }
+}
+
+/// `kiro-fingerprint` in config.yaml: each field, when set, replaces the derived value for every account.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct FingerprintConfig {
+    pub sdk_version: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    pub node_version: Option<String>,
+    pub kiro_version: Option<String>,
+    /// The 64-hex-digit machine id.
+    pub machine_id: Option<String>,
+    /// `x-amzn-kiro-agent-mode` (default `vibe`).
+    pub agent_mode: Option<String>,
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //!
 //! Modules, each named after its concern:
 //! - [`types`]: the intermediate representation; [`dialects`]: the client-facing APIs and their mappings;
-//! - [`providers`]: one module per upstream (pure mapping and error classification);
-//! - [`routing`]: credential selection, cooldowns, rate limits; [`credential`]: credentials and token sources;
+//! - [`providers`]: one module per upstream's wire format (pure mapping, and failures described as facts);
+//! - [`auth`]: account lifecycles (logins, refresh, auth-dir files, imports, quota), one module per upstream;
+//! - [`routing`]: credential selection, the cooldown table, rate limits; [`credential`]: which models a credential
+//!   serves;
 //! - [`stream`]: sans-IO SSE and AWS event-stream decoders; [`passthrough`]: same-dialect byte-level edits;
 //! - [`transport`]: the I/O seams; [`client`]: the engine tying them together; [`login`]: device logins.
 

@@ -12,8 +12,6 @@
 
 use serde_json::Value;
 
-use crate::dialects::Dialect;
-
 /// Who wrote a message. System prompts are not messages (see [`ChatRequest::system`]) and tool results are
 /// [`ContentPart::ToolResult`] parts of a user message, as in Anthropic's API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +41,29 @@ impl CacheControl {
 pub enum ImageSource {
     Base64 { media_type: String, data: String },
     Url { url: String },
+}
+
+/// A wire format clients speak and upstreams answer in. The IR records it only as a tag (where a request or an
+/// untranslatable piece of JSON came from); the codecs that speak each format live in `dialects`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    OpenAiChat,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
+}
+
+impl Dialect {
+    /// A stable name for logs and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAiChat => "openai-chat",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Responses => "responses",
+        }
+    }
 }
 
 /// A piece of JSON from one dialect that the IR does not model (an Anthropic `document` block, a server

@@ -141,20 +141,18 @@ fn core_error(e: &cliproxy_core::Error) -> Response {
 
 /// The Kiro accounts as the page shows them.
 pub fn kiro_accounts(client: &cliproxy_core::Client) -> Vec<Value> {
-    let usage = client.usage();
     client
         .credentials()
         .into_iter()
         .filter(|c| c.provider == "kiro")
         .map(|c| {
-            let quota = usage.iter().find(|u| u.credential == c.id).and_then(|u| u.quota.clone());
             json!({
                 "id": c.id,
                 "state": c.state.as_str(),
                 "reason": c.state.reason(),
                 "expires_at": c.expires_at.map(format_rfc3339),
                 "priority": c.priority,
-                "quota": quota,
+                "quota": c.quota,
             })
         })
         .collect()
@@ -197,12 +195,8 @@ async fn add_token(
     let Some(token) = token else {
         return error(StatusCode::BAD_REQUEST, "body must be {\"refresh_token\": \"…\"}");
     };
-    match cliproxy_core::providers::kiro::add_social_refresh_token(state.client.ctx(), &token).await {
-        Ok(cred) => {
-            let id = cred.id.clone();
-            state.client.router().upsert(cred);
-            axum::Json(json!({"credential": id})).into_response()
-        }
+    match state.client.add_account("kiro", &token).await {
+        Ok(id) => axum::Json(json!({"credential": id})).into_response(),
         Err(e) => core_error(&e),
     }
 }
@@ -211,17 +205,8 @@ async fn refresh_all(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>
     if let Err(d) = state.management.check(peer, &headers) {
         return denied(d);
     }
-    let ctx = state.client.ctx().clone();
-    let creds: Vec<_> =
-        state.client.router().credentials().iter().filter(|c| c.provider.id() == "kiro").cloned().collect();
-    let mut refreshed = 0;
-    let mut warnings = Vec::new();
-    for c in creds {
-        match c.token.access(&ctx, true).await {
-            Ok(_) => refreshed += 1,
-            Err(e) => warnings.push(format!("{}: {}", c.id, e.message())),
-        }
-    }
-    axum::Json(json!({"success": warnings.is_empty(), "refreshed_count": refreshed, "warnings": warnings}))
+    let (refreshed, failed) = state.client.refresh_accounts(Some("kiro"), None).await;
+    let warnings: Vec<String> = failed.iter().map(|(id, e)| format!("{id}: {}", e.message())).collect();
+    axum::Json(json!({"success": warnings.is_empty(), "refreshed_count": refreshed.len(), "warnings": warnings}))
         .into_response()
 }

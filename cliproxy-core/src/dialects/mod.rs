@@ -21,31 +21,12 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::stream::sse::SseEvent;
+pub use crate::types::Dialect;
 use crate::types::{CacheControl, ChatRequest, ChatResponse, ImageSource, Reasoning, StreamEvent, ToolChoice};
 
 use json::{Obj, Path};
 
-/// A wire format clients speak and upstreams answer in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// OpenAI Chat Completions (`/v1/chat/completions`).
-    OpenAiChat,
-    /// Anthropic Messages (`/v1/messages`).
-    Anthropic,
-    /// OpenAI Responses (`/v1/responses`).
-    Responses,
-}
-
 impl Dialect {
-    /// A stable name for logs and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAiChat => "openai-chat",
-            Dialect::Anthropic => "anthropic",
-            Dialect::Responses => "responses",
-        }
-    }
-
     pub fn parse_request(self, body: &[u8]) -> Result<ChatRequest, Error> {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_request(body),

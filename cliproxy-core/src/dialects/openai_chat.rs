@@ -36,7 +36,6 @@ use super::{
     to_json, tool_arguments_text, tool_choice_mode, unix_now, upstream_error,
 };
 use crate::error::{Error, ErrorKind};
-use crate::routing::classify::kind_for_status;
 use crate::stream::sse::SseEvent;
 use crate::types::{
     BlockKind, ChatRequest, ChatResponse, ContentPart, Message, Opaque, Reasoning, Role, StopReason, StreamEvent, Tool,
@@ -884,7 +883,7 @@ pub(super) fn error_from_wire(status: Option<u16>, error: Option<&RawValue>, bod
     } else if code == "model_not_found" {
         ErrorKind::ModelNotFound
     } else if let Some(status) = status {
-        match kind_for_status(status) {
+        match ErrorKind::from_status(status) {
             // A 404 without `model_not_found` is more often a wrong base URL than an unknown model.
             ErrorKind::ModelNotFound => ErrorKind::Upstream,
             kind => kind,
