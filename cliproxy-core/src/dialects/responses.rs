@@ -2448,6 +2448,91 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        /// JSON of the shapes the dialect reads, with the keys it looks for, nested.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let key = prop::sample::select(vec![
+                "type",
+                "role",
+                "content",
+                "text",
+                "call_id",
+                "name",
+                "arguments",
+                "output",
+                "summary",
+                "encrypted_content",
+                "image_url",
+                "input",
+                "model",
+                "tools",
+                "tool_choice",
+                "reasoning",
+                "effort",
+                "response",
+                "item",
+                "output_index",
+                "delta",
+                "status",
+                "usage",
+                "error",
+                "mode",
+            ]);
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                prop::sample::select(vec![
+                    "message",
+                    "function_call",
+                    "function_call_output",
+                    "reasoning",
+                    "user",
+                    "assistant",
+                    "system",
+                    "input_text",
+                    "output_text",
+                    "input_image",
+                    "function",
+                    "response.completed",
+                    "response.output_item.added",
+                    "response.output_text.delta",
+                    "response.failed",
+                    "{}",
+                    "",
+                ])
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((key.clone(), inner), 0..6)
+                        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Any body is a request or an `invalid_request` error, never a panic.
+            #[test]
+            fn any_body_parses_or_is_refused(input in json_value(), tools in json_value(), choice in json_value()) {
+                let body = json!({"model": "m", "input": input, "tools": tools, "tool_choice": choice});
+                if let Err(e) = parse_request(body.to_string().as_bytes()) {
+                    prop_assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+                }
+            }
+
+            /// Any upstream event data is read or reported as an error, never a panic.
+            #[test]
+            fn any_upstream_events_parse_or_fail(events in prop::collection::vec(json_value(), 0..8)) {
+                let events: Vec<_> = events.iter().map(|e| sse(None, e.to_string())).collect();
+                let _ = parse_stream(Dialect::Responses.stream_parser(), &events);
+                for e in &events {
+                    let _ = parse_response(e.data.as_bytes());
+                    let _ = passthrough_usage(e);
+                }
+            }
+        }
+
         proptest! {
             #[test]
             fn streams_are_well_formed_and_deltas_concatenate(events in proptest::collection::vec(testing::stream_event(), 0..40)) {
