@@ -888,7 +888,7 @@ enum OutputItemOut<'a> {
         status: &'static str,
         call_id: &'a str,
         name: &'a str,
-        arguments: Cow<'a, str>,
+        arguments: &'a str,
     },
 }
 
@@ -919,14 +919,17 @@ impl Ids {
         Ids { response: client_id(upstream, "resp_").into_owned() }
     }
 
-    fn item(&self, prefix: &str, output_index: usize) -> String {
+    /// The id of the item at `output_index` with this content.
+    fn of(&self, content: &ItemContent, output_index: usize) -> String {
+        let prefix = match content {
+            ItemContent::Message { .. } => "msg",
+            ItemContent::Reasoning { .. } => "rs",
+            ItemContent::FunctionCall { call_id, .. } if call_id.starts_with("fc_") => return call_id.clone(),
+            ItemContent::FunctionCall { call_id, .. } => return format!("fc_{call_id}"),
+        };
         let base = self.response.strip_prefix("resp_").unwrap_or(&self.response);
         format!("{prefix}_{base}_{output_index}")
     }
-}
-
-fn call_item_id(call_id: &str) -> String {
-    if call_id.starts_with("fc_") { call_id.to_owned() } else { format!("fc_{call_id}") }
 }
 
 /// Encodes an answer as the Response object a client receives; `model` is the name the client asked for.
@@ -939,54 +942,30 @@ pub fn encode_response_at(resp: &ChatResponse, model: &str, created_at: u64) -> 
     let ids = Ids::new(&resp.id);
     let (status, incomplete) = status_of(resp.stop_reason.as_ref());
     let message_status = if status == "completed" { "completed" } else { "incomplete" };
-    // Owned ids first, so the items can borrow them.
-    let mut item_ids = Vec::new();
-    let mut parts: Vec<&ContentPart> = Vec::new();
-    let mut texts: Vec<Vec<&str>> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     for part in &resp.content {
-        match part {
+        let content = match part {
             ContentPart::Text { text, .. } => {
-                // Consecutive text parts form one message item.
-                if matches!(parts.last(), Some(ContentPart::Text { .. })) {
-                    texts.last_mut().expect("a text run has its texts").push(text);
+                // Consecutive text parts form one message.
+                if let Some(Item { content: ItemContent::Message { text: run }, .. }) = items.last_mut() {
+                    run.push_str(text);
                     continue;
                 }
-                item_ids.push(ids.item("msg", parts.len()));
-                texts.push(vec![text]);
+                ItemContent::Message { text: text.clone() }
             }
-            ContentPart::Thinking { .. } => item_ids.push(ids.item("rs", parts.len())),
-            ContentPart::ToolUse { id, .. } => item_ids.push(call_item_id(id)),
+            ContentPart::Thinking { text, signature } => {
+                ItemContent::Reasoning { text: text.clone(), signature: signature.clone().unwrap_or_default() }
+            }
+            ContentPart::ToolUse { id, name, input, .. } => ItemContent::FunctionCall {
+                call_id: id.clone(),
+                name: name.clone(),
+                arguments: tool_arguments_text(input).into_owned(),
+            },
             _ => continue,
-        }
-        parts.push(part);
+        };
+        items.push(Item { id: ids.of(&content, items.len()), block: None, content });
     }
-    let mut runs = texts.iter();
-    let output = parts
-        .iter()
-        .zip(&item_ids)
-        .filter_map(|(part, id)| match part {
-            ContentPart::Text { .. } => Some(OutputItemOut::Message {
-                id,
-                status: message_status,
-                role: "assistant",
-                content: runs.next()?.iter().map(|t| TextPartOut::new(t)).collect(),
-            }),
-            ContentPart::Thinking { text, signature } => Some(OutputItemOut::Reasoning {
-                id,
-                status: "completed",
-                summary: SummaryOut::of(text),
-                encrypted_content: signature.as_deref(),
-            }),
-            ContentPart::ToolUse { id: call_id, name, input, .. } => Some(OutputItemOut::FunctionCall {
-                id,
-                status: "completed",
-                call_id,
-                name,
-                arguments: tool_arguments_text(input),
-            }),
-            _ => None,
-        })
-        .collect();
+    let output = items.iter().map(|item| item.out("completed", message_status)).collect();
     let out = ResponseOut {
         id: &ids.response,
         object: "response",
@@ -1317,11 +1296,11 @@ enum Body<'a> {
     ArgsDone { item_id: &'a str, output_index: usize, arguments: &'a str },
 }
 
-/// An output item of the stream being written: what it has received so far.
+/// An output item being written: one of an answer, or one of a stream with what it has received so far.
 #[derive(Debug)]
 struct Item {
     id: String,
-    /// The IR block feeding it while it is open.
+    /// The IR block feeding it while it is open in a stream.
     block: Option<usize>,
     content: ItemContent,
 }
@@ -1365,7 +1344,7 @@ impl Item {
                 encrypted_content: (!signature.is_empty()).then_some(signature.as_str()),
             },
             ItemContent::FunctionCall { call_id, name, arguments } => {
-                OutputItemOut::FunctionCall { id: &self.id, status, call_id, name, arguments: Cow::Borrowed(arguments) }
+                OutputItemOut::FunctionCall { id: &self.id, status, call_id, name, arguments }
             }
         }
     }
@@ -1571,12 +1550,7 @@ impl StreamEncoder {
             }
         }
         let output_index = self.items.len();
-        let id = match &content {
-            ItemContent::Message { .. } => self.ids.item("msg", output_index),
-            ItemContent::Reasoning { .. } => self.ids.item("rs", output_index),
-            ItemContent::FunctionCall { call_id, .. } => call_item_id(call_id),
-        };
-        self.items.push(Item { id, block: Some(block), content });
+        self.items.push(Item { id: self.ids.of(&content, output_index), block: Some(block), content });
         let item = &self.items[output_index];
         let body = Body::Item { output_index, item: item.out("in_progress", "in_progress") };
         emit(&mut self.sequence, "response.output_item.added", body, out);
@@ -2105,8 +2079,7 @@ mod tests {
                     {"type": "reasoning", "id": "rs_msg_1_0", "status": "completed",
                      "summary": [{"type": "summary_text", "text": "hm"}], "encrypted_content": "sig"},
                     {"type": "message", "id": "msg_msg_1_1", "status": "incomplete", "role": "assistant", "content": [
-                        {"type": "output_text", "text": "Hel", "annotations": [], "logprobs": []},
-                        {"type": "output_text", "text": "lo", "annotations": [], "logprobs": []}]},
+                        {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}]},
                     {"type": "function_call", "id": "fc_toolu_1", "status": "completed", "call_id": "toolu_1",
                      "name": "f", "arguments": "{\"a\":1}"}
                 ],
