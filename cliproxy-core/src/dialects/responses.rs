@@ -10,8 +10,9 @@
 //!   writes them all as `instructions`, joined by blank lines.
 //! - A `reasoning` item becomes a thinking part: its summary texts joined by blank lines, its
 //!   `encrypted_content` as the signature. Reasoning a Claude upstream signed thus reaches the client as
-//!   `encrypted_content` and comes back to Claude intact, which Claude requires in tool-use turns. A request
-//!   encoding sends only signed thinking: a reasoning item without encrypted content cannot be replayed.
+//!   `encrypted_content` and comes back to Claude intact, which Claude requires in tool-use turns; Claude's
+//!   redacted thinking travels the same way, marked in its encrypted content. A request encoding sends only
+//!   signed thinking: a reasoning item without encrypted content cannot be replayed.
 //! - Only `function` tools are mapped. Tools an upstream of another kind cannot run (`web_search`,
 //!   `file_search`, `local_shell`, `custom`, `namespace`, …) are dropped, not refused: Codex CLI sends them
 //!   by default. A `tool_choice` forcing such a tool becomes `auto`; input items of kinds the IR does not
@@ -59,6 +60,10 @@ const STATELESS: &str = "this proxy keeps no response state, so earlier response
 
 /// The separator between reasoning summary parts when they are joined into one thinking text.
 const SUMMARY_SEPARATOR: &str = "\n\n";
+
+/// Marks Anthropic's redacted thinking carried as a reasoning item's `encrypted_content`. Clients keep the
+/// content opaque and send it back, and Claude requires the block again in the next turn of a tool loop.
+const REDACTED: &str = "cliproxy-redacted:";
 
 // =========================================================================================================
 // Requests: client body → IR
@@ -278,6 +283,9 @@ fn parse_reasoning_item(o: &Obj<'_>, path: &Path<'_>) -> Result<Option<ContentPa
     }
     let text = texts.join(SUMMARY_SEPARATOR);
     let signature = o.string("encrypted_content", path)?.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    if let Some(data) = signature.as_deref().and_then(|s| s.strip_prefix(REDACTED)) {
+        return Ok(Some(ContentPart::RedactedThinking { data: data.to_owned() }));
+    }
     Ok((!text.is_empty() || signature.is_some()).then_some(ContentPart::Thinking { text, signature }))
 }
 
@@ -956,6 +964,7 @@ pub fn encode_response_at(resp: &ChatResponse, model: &str, created_at: u64) -> 
             ContentPart::Thinking { text, signature } => {
                 ItemContent::Reasoning { text: text.clone(), signature: signature.clone().unwrap_or_default() }
             }
+            ContentPart::RedactedThinking { data } => ItemContent::redacted(data),
             ContentPart::ToolUse { id, name, input, .. } => ItemContent::FunctionCall {
                 call_id: id.clone(),
                 name: name.clone(),
@@ -1320,6 +1329,11 @@ impl ItemContent {
     fn reasoning() -> Self {
         ItemContent::Reasoning { text: String::new(), signature: String::new() }
     }
+
+    /// Anthropic's redacted thinking, as a reasoning item the client sends back whole (see [`REDACTED`]).
+    fn redacted(data: &str) -> Self {
+        ItemContent::Reasoning { text: String::new(), signature: format!("{REDACTED}{data}") }
+    }
 }
 
 impl Item {
@@ -1362,8 +1376,8 @@ impl Item {
 /// each other until their blocks stop (parallel calls, see [`crate::types::StreamEvent`]). Any event
 /// sequence yields a valid stream: content before `Start` starts it, a delta without its block opens an item
 /// of its kind, argument fragments of unknown calls and events after `Finish` are dropped, and a stream that
-/// ends without `Finish` is completed by [`StreamEncoder::finish`]. Anthropic's redacted thinking has no
-/// Responses form and is left out.
+/// ends without `Finish` is completed by [`StreamEncoder::finish`]. Anthropic's redacted thinking becomes a
+/// reasoning item without summary whose encrypted content carries it (see [`REDACTED`]).
 #[derive(Debug)]
 pub struct StreamEncoder {
     model: String,
@@ -1420,7 +1434,9 @@ impl StreamEncoder {
                         };
                         self.open(*index, content, out);
                     }
-                    BlockKind::RedactedThinking { .. } => {}
+                    BlockKind::RedactedThinking { data } => {
+                        self.open(*index, ItemContent::redacted(data), out);
+                    }
                 }
             }
             StreamEvent::TextDelta { index, text } if !text.is_empty() => {
@@ -2080,6 +2096,8 @@ mod tests {
                      "summary": [{"type": "summary_text", "text": "hm"}], "encrypted_content": "sig"},
                     {"type": "message", "id": "msg_msg_1_1", "status": "incomplete", "role": "assistant", "content": [
                         {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}]},
+                    {"type": "reasoning", "id": "rs_msg_1_2", "status": "completed", "summary": [],
+                     "encrypted_content": "cliproxy-redacted:x"},
                     {"type": "function_call", "id": "fc_toolu_1", "status": "completed", "call_id": "toolu_1",
                      "name": "f", "arguments": "{\"a\":1}"}
                 ],
@@ -2091,6 +2109,29 @@ mod tests {
         let out: Value = serde_json::from_slice(&encode_response_at(&done, "m", 1)).unwrap();
         assert_eq!((out["status"].as_str(), &out["incomplete_details"]), (Some("completed"), &Value::Null));
         assert_eq!(out["id"], "resp_cliproxy");
+    }
+
+    #[test]
+    fn redacted_thinking_travels_through_the_client_and_back() {
+        let resp = ChatResponse {
+            content: vec![
+                ContentPart::RedactedThinking { data: "EmwK".into() },
+                ContentPart::tool_use("t", "f", json!({})),
+            ],
+            ..ChatResponse::default()
+        };
+        let answer: Value = serde_json::from_slice(&encode_response_at(&resp, "m", 1)).unwrap();
+        let mut input = vec![json!({"role": "user", "content": "q"})];
+        input.extend(answer["output"].as_array().unwrap().iter().cloned());
+        let req = parse(json!({"model": "m", "input": input})).unwrap();
+        assert_eq!(req.messages[1].content, resp.content);
+        // The stream encoder writes it the same way.
+        let out = encode_stream(&[
+            StreamEvent::BlockStart { index: 0, block: BlockKind::RedactedThinking { data: "EmwK".into() } },
+            StreamEvent::BlockStop { index: 0 },
+        ]);
+        let done = datas(&out).into_iter().find(|v| v["type"] == "response.output_item.done").unwrap();
+        assert_eq!(done["item"]["encrypted_content"], "cliproxy-redacted:EmwK");
     }
 
     #[test]
