@@ -21,7 +21,7 @@ use serde::Deserialize;
 pub use crate::auth::CredentialState;
 use crate::auth::{self, Ctx};
 use crate::config::{Config, RateLimit};
-use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
 use crate::passthrough::Peek;
@@ -996,6 +996,12 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
             }
             Ok(true)
         }
+        Dialect::Responses => {
+            if let Some(u) = responses::passthrough_usage(ev)? {
+                *usage = u;
+            }
+            Ok(true)
+        }
     }
 }
 
@@ -1018,6 +1024,7 @@ fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
                 ..Default::default()
             })
         }
+        Dialect::Responses => responses::answer_usage(body),
     }
 }
 

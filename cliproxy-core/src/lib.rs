@@ -1,8 +1,9 @@
 //! cliproxy-core: the embeddable heart of cliproxy.
 //!
-//! A [`Client`] takes requests in a client dialect (OpenAI Chat Completions or Anthropic Messages), picks a
-//! credential through the routing layer, maps the request to the upstream provider's wire format (or passes it
-//! through untouched when both sides speak the same dialect), and maps the answer back — streaming or not.
+//! A [`Client`] takes requests in a client dialect (OpenAI Chat Completions, Anthropic Messages or OpenAI
+//! Responses), picks a credential through the routing layer, maps the request to the upstream provider's wire
+//! format (or passes it through untouched when both sides speak the same dialect), and maps the answer back —
+//! streaming or not.
 //!
 //! The crate is runtime-agnostic: all I/O goes through the [`transport::HttpTransport`] and
 //! [`transport::Runtime`] seams. The default `reqwest` feature supplies tokio-based implementations.

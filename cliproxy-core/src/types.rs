@@ -51,6 +51,8 @@ pub enum Dialect {
     OpenAiChat,
     /// Anthropic Messages (`/v1/messages`).
     Anthropic,
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
 }
 
 impl Dialect {
@@ -59,6 +61,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => "openai-chat",
             Dialect::Anthropic => "anthropic",
+            Dialect::Responses => "responses",
         }
     }
 }
@@ -280,7 +283,9 @@ pub enum BlockKind {
 /// Block-oriented stream events: the Anthropic stream shape, which is a superset of OpenAI's flat deltas.
 ///
 /// A well-formed sequence is `Start`, then blocks (`BlockStart`, deltas for that index, `BlockStop`), one at
-/// a time, then `Finish` once. Parsers produce well-formed sequences; encoders nevertheless accept any
+/// a time, then `Finish` once. The one exception is parallel tool calls from a dialect that marks them
+/// complete only at the end (OpenAI chat): their tool-use blocks may overlap each other, each stopping when
+/// the upstream says so. Parsers produce well-formed sequences; encoders nevertheless accept any
 /// sequence and still write a valid stream in their dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {

@@ -1,4 +1,4 @@
-//! Golden translations between the two dialects.
+//! Golden translations between the dialects.
 //!
 //! Each file in `tests/golden/` gives an input in one dialect and the exact output expected in another (or
 //! the same: round trips), written and checked by hand against the wire examples of the provider reference
@@ -10,12 +10,12 @@
 //! split the stream. An upstream error ends the output with the client dialect's error event, as the server
 //! does once the answer has started.
 
-use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
 use cliproxy_core::stream::sse::{SseDecoder, SseEvent, encode_event};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The `created` time of OpenAI answers in the fixtures.
+/// The `created` (`created_at`) time of OpenAI answers in the fixtures.
 const CREATED: u64 = 1_700_000_000;
 
 #[derive(Deserialize)]
@@ -49,6 +49,7 @@ enum Kind {
 enum DialectName {
     OpenaiChat,
     Anthropic,
+    Responses,
 }
 
 impl From<DialectName> for Dialect {
@@ -56,6 +57,7 @@ impl From<DialectName> for Dialect {
         match d {
             DialectName::OpenaiChat => Dialect::OpenAiChat,
             DialectName::Anthropic => Dialect::Anthropic,
+            DialectName::Responses => Dialect::Responses,
         }
     }
 }
@@ -80,6 +82,7 @@ fn check(name: &str) {
             let body = match to {
                 Dialect::OpenAiChat => openai_chat::encode_response_at(&resp, &case.model, CREATED),
                 Dialect::Anthropic => anthropic::encode_response(&resp, &case.model),
+                Dialect::Responses => responses::encode_response_at(&resp, &case.model, CREATED),
             };
             let out: Value = serde_json::from_slice(&body).unwrap();
             assert_json_eq(name, &out, &case.expected);
@@ -122,6 +125,7 @@ fn run_stream(case: &Case, from: Dialect, to: Dialect, chunks: &[&[u8]]) -> Valu
             case.include_usage,
             CREATED,
         )),
+        Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(&case.model, CREATED)),
         Dialect::Anthropic => to.stream_encoder(&case.model, case.include_usage),
     };
     let mut sse: Vec<SseEvent> = Vec::new();
@@ -190,22 +194,36 @@ golden!(
     request_anthropic_roundtrip,
     request_anthropic_to_openai,
     request_anthropic_to_openai_conformance_text,
+    request_anthropic_to_responses,
     request_openai_roundtrip,
     request_openai_to_anthropic,
     request_openai_to_anthropic_conformance_mixed,
+    request_responses_roundtrip,
+    request_responses_to_anthropic,
+    request_responses_to_openai,
     response_anthropic_roundtrip,
     response_anthropic_thinking_tools_cached_to_openai,
     response_anthropic_to_openai,
+    response_anthropic_to_responses,
     response_openai_reasoning_tools_cached_to_anthropic,
     response_openai_roundtrip,
     response_openai_to_anthropic,
+    response_openai_to_responses,
+    response_responses_to_anthropic,
+    response_responses_to_openai,
     stream_anthropic_full_roundtrip,
     stream_anthropic_full_to_openai,
+    stream_anthropic_full_to_responses,
     stream_anthropic_overloaded_to_openai,
+    stream_anthropic_overloaded_to_responses,
     stream_openai_cut_off_to_anthropic,
+    stream_openai_parallel_tools_to_responses,
     stream_openai_reasoning_cached_to_anthropic,
     stream_openai_tool_call_roundtrip,
     stream_openai_tool_call_to_anthropic,
+    stream_responses_failed_to_openai,
+    stream_responses_full_to_anthropic,
+    stream_responses_full_to_openai,
 );
 
 /// A fixture without a test would silently check nothing.

@@ -1,5 +1,5 @@
-//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`,
-//! and `/healthz`.
+//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/responses`,
+//! `/v1/models`, and `/healthz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,7 @@ pub fn v1_routes() -> Router<Arc<AppState>> {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
 }
@@ -52,6 +53,10 @@ async fn chat(state: S, key: Extension<ClientKey>, headers: HeaderMap, body: Bod
 
 async fn messages(state: S, key: Extension<ClientKey>, headers: HeaderMap, body: Body) -> Response {
     proxy(state, Dialect::Anthropic, key, headers, body).await
+}
+
+async fn responses(state: S, key: Extension<ClientKey>, headers: HeaderMap, body: Body) -> Response {
+    proxy(state, Dialect::Responses, key, headers, body).await
 }
 
 /// Reads an inference body: the configured size limit and the body-read deadline.
@@ -95,13 +100,13 @@ async fn proxy(
 }
 
 async fn count_tokens(State(state): S, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&state, Family::Anthropic, body).await {
+    let body = match read_body(&state, Family::Api(Dialect::Anthropic), body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     match state.client.count_tokens(body, headers).await {
         Ok(b) => render::json(b),
-        Err(e) => ApiError::new(Family::Anthropic, e).into_response(),
+        Err(e) => ApiError::new(Family::Api(Dialect::Anthropic), e).into_response(),
     }
 }
 
@@ -112,7 +117,9 @@ fn listing_dialect(headers: &HeaderMap) -> Dialect {
 
 fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
     match dialect {
-        Dialect::OpenAiChat => json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
+        Dialect::OpenAiChat | Dialect::Responses => {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+        }
         Dialect::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
@@ -124,7 +131,7 @@ async fn models(State(state): S, headers: HeaderMap) -> Response {
     let list = state.client.models();
     let data: Vec<_> = list.iter().map(|m| model_object(dialect, &m.id, m.providers.join(",").as_str())).collect();
     let body = match dialect {
-        Dialect::OpenAiChat => json!({"object": "list", "data": data}),
+        Dialect::OpenAiChat | Dialect::Responses => json!({"object": "list", "data": data}),
         Dialect::Anthropic => json!({
             "data": data,
             "has_more": false,

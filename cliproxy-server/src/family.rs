@@ -4,8 +4,7 @@
 //! `/v1/chat/completions` and the other OpenAI-style routes, Anthropic's for `/v1/messages*`, a small
 //! `{"error": "…"}` object for the management API (the Kiro page reads that field) and an HTML page for the
 //! pages people open in a browser. [`ApiError`] is the only place a `cliproxy_core::Error` becomes an HTTP
-//! answer, so a new family (Gemini's `/v1beta/*`, say) is one arm in [`Family::of`] and one in
-//! [`Family::body`].
+//! answer, so a new client dialect (Gemini's `/v1beta/*`, say) is one arm in [`Family::of`].
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +17,10 @@ use crate::logtext::Clean;
 /// The error dialect of a group of routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// OpenAI-style routes: `{"error":{"message","type","param","code"}}`.
-    OpenAi,
-    /// Anthropic-style routes: `{"type":"error","error":{"type","message"}}`.
-    Anthropic,
+    /// Inference routes, whose errors take the shape of the client dialect they speak (OpenAI's
+    /// `{"error":{"message","type","param","code"}}` for chat completions and responses, Anthropic's
+    /// `{"type":"error","error":{"type","message"}}` for messages), in bodies and in stream error events.
+    Api(Dialect),
     /// `/v0/management/*` and the JSON actions of the pages: `{"error": "…", "code": "…"}`.
     Management,
     /// Pages meant for a browser: a short HTML document.
@@ -38,21 +37,22 @@ impl Family {
         if path.starts_with("/v1/messages")
             || (path.starts_with("/v1/models") && headers.contains_key("anthropic-version"))
         {
-            Family::Anthropic
+            Family::Api(Dialect::Anthropic)
+        } else if path.starts_with("/v1/responses") {
+            Family::Api(Dialect::Responses)
         } else if HTML_PAGES.contains(&path) {
             Family::Html
         } else if path.starts_with("/v0/") {
             Family::Management
         } else {
-            Family::OpenAi
+            Family::Api(Dialect::OpenAiChat)
         }
     }
 
     /// The body of `e` in this family's shape.
     pub fn body(self, e: &Error) -> Vec<u8> {
         match self {
-            Family::OpenAi => e.openai_body(),
-            Family::Anthropic => e.anthropic_body(),
+            Family::Api(d) => d.error_body(e),
             Family::Management => serde_json::to_vec(&serde_json::json!({"error": e.message(), "code": e.code()}))
                 .expect("json values serialize"),
             Family::Html => format!(
@@ -67,7 +67,10 @@ impl Family {
     /// An error event for a stream that already started: its SSE event name and data.
     pub fn event(self, e: &Error) -> (Option<&'static str>, Vec<u8>) {
         match self {
-            Family::Anthropic => (Some("error"), self.body(e)),
+            Family::Api(d) => {
+                let ev = d.error_event(e);
+                (ev.event, ev.data.into_bytes())
+            }
             _ => (None, self.body(e)),
         }
     }
@@ -82,10 +85,7 @@ impl Family {
 
 impl From<Dialect> for Family {
     fn from(d: Dialect) -> Family {
-        match d {
-            Dialect::OpenAiChat => Family::OpenAi,
-            Dialect::Anthropic => Family::Anthropic,
-        }
+        Family::Api(d)
     }
 }
 
@@ -170,14 +170,15 @@ mod tests {
         let none = HeaderMap::new();
         let mut anthropic = HeaderMap::new();
         anthropic.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
-        assert_eq!(Family::of("/v1/chat/completions", &none), Family::OpenAi);
-        assert_eq!(Family::of("/v1/messages/count_tokens", &none), Family::Anthropic);
-        assert_eq!(Family::of("/v1/models", &none), Family::OpenAi);
-        assert_eq!(Family::of("/v1/models", &anthropic), Family::Anthropic);
+        assert_eq!(Family::of("/v1/chat/completions", &none), Family::Api(Dialect::OpenAiChat));
+        assert_eq!(Family::of("/v1/messages/count_tokens", &none), Family::Api(Dialect::Anthropic));
+        assert_eq!(Family::of("/v1/models", &none), Family::Api(Dialect::OpenAiChat));
+        assert_eq!(Family::of("/v1/models", &anthropic), Family::Api(Dialect::Anthropic));
         assert_eq!(Family::of("/v0/management/cooldowns", &none), Family::Management);
         assert_eq!(Family::of("/v0/oauth/kiro/accounts", &none), Family::Management);
         assert_eq!(Family::of("/v0/oauth/kiro", &none), Family::Html);
-        assert_eq!(Family::of("/nowhere", &none), Family::OpenAi);
+        assert_eq!(Family::of("/v1/responses", &none), Family::Api(Dialect::Responses));
+        assert_eq!(Family::of("/nowhere", &none), Family::Api(Dialect::OpenAiChat));
     }
 
     #[test]

@@ -48,6 +48,49 @@ async fn malformed_requests_get_dialect_errors() {
 }
 
 #[tokio::test]
+async fn malformed_responses_requests_get_openai_errors() {
+    let rig = start().await;
+    let post = |body: &'static str| {
+        rig.http
+            .post(rig.url("/v1/responses"))
+            .bearer_auth(CLIENT_KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases = [
+        ("{not json", "not a valid JSON object"),
+        ("[]", "not a valid JSON object"),
+        ("", "not a valid JSON object"),
+        (r#"{"input":"hi"}"#, "model: field required"),
+        (r#"{"model":5,"input":"hi"}"#, "model: expected a string"),
+        (r#"{"model":"claude-sonnet-4-5","messages":[]}"#, "input: field required"),
+        (r#"{"model":"claude-sonnet-4-5","input":7}"#, "input: expected a string or an array of input items"),
+        (r#"{"model":"compat-gpt-4o","input":"hi","previous_response_id":"resp_1"}"#, "previous_response_id: "),
+        (r#"{"model":"claude-sonnet-4-5","input":[{"type":"item_reference","id":"msg_1"}]}"#, "input[0]: "),
+        (
+            r#"{"model":"claude-sonnet-4-5","input":[{"role":"user","content":[{"type":"input_text"}]}]}"#,
+            "input[0].content[0].text: missing",
+        ),
+        (r#"{"model":"claude-sonnet-4-5","input":"hi","tools":[{"type":"function"}]}"#, "tools[0].name: missing"),
+    ];
+    for (body, want) in cases {
+        let (s, h, v) = status_and_json(post(body).await.unwrap()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(is_openai_error(&v), "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert!(v["error"].get("param").is_some() && v["error"]["code"].is_string(), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(want), "{body}: {v}");
+        assert_eq!(h["x-should-retry"], "false");
+    }
+    // Nothing that was refused reached an upstream.
+    assert_eq!(rig.mock.total_hits(), 0);
+    let body = r#"{"model":"no-such-model","input":"hi"}"#;
+    let (s, _, v) = status_and_json(post(body).await.unwrap()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("model_not_found")), "{v}");
+}
+
+#[tokio::test]
 async fn unknown_model_is_404_model_not_found() {
     let rig = start().await;
     let (s, _, v) = status_and_json(rig.chat(&chat_body("no-such-model", "hi", false)).await).await;
