@@ -66,6 +66,9 @@ CONFORMANCE="${CONFORMANCE_DIR:-$ROOT/../shared/conformance}"
 if [ -f "$CONFORMANCE/run.py" ]; then
   step "Go-original conformance scenarios ($CONFORMANCE)"
   "$PY_ENV/bin/python" "$CONFORMANCE/run.py" --proxy-bin "$CARGO_TARGET_DIR/debug/cliproxy-server"
+  step "Go-original conformance scenarios of the Responses front"
+  "$PY_ENV/bin/python" "$CONFORMANCE/run.py" --proxy-bin "$CARGO_TARGET_DIR/debug/cliproxy-server" \
+    --scenarios "$CONFORMANCE/scenarios-next" --filter '*responses*'
 fi
 
 step "all suites passed"
