@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
@@ -279,10 +280,12 @@ impl Client {
             return Err(Error::model_not_found(&peek.model));
         }
         let prepared = Prepared { request, peek, ir: OnceLock::new(), estimate, client_key, client_limit };
-        self.route(&prepared, &candidates).await
+        self.route(&prepared.peek.model, &candidates, &prepared).await
     }
 
-    async fn route(&self, req: &Prepared, candidates: &[Target]) -> Result<Reply> {
+    /// Tries `candidates` for `model` until one attempt succeeds: cooldowns, refresh-and-retry-once, failover to
+    /// the next credential and waiting for a short cooldown are the same for every kind of upstream call.
+    async fn route<A: Attempt>(&self, model: &str, candidates: &[Target], call: &A) -> Result<A::Output> {
         let config = &self.inner.ctx.config;
         let max_attempts = 1 + config.request_retry as usize;
         let max_wait = Duration::from_secs(config.max_retry_interval);
@@ -295,7 +298,7 @@ impl Client {
         loop {
             let target = match force_refresh_for.take() {
                 Some(t) => t,
-                None => match self.inner.router.pick(&req.peek.model, candidates, &tried, self.now()) {
+                None => match self.inner.router.pick(model, candidates, &tried, self.now()) {
                     Pick::Use(t) => t,
                     Pick::Cooling { until } => {
                         let wait = wait_for(self.now(), until);
@@ -304,9 +307,9 @@ impl Client {
                             waited += wait;
                             continue;
                         }
-                        return Err(last.unwrap_or_else(|| cooling_error(&req.peek.model, wait, until)));
+                        return Err(last.unwrap_or_else(|| cooling_error(model, wait, until)));
                     }
-                    Pick::Exhausted => return Err(last.unwrap_or_else(|| unusable_error(&req.peek.model))),
+                    Pick::Exhausted => return Err(last.unwrap_or_else(|| unusable_error(model))),
                 },
             };
             if attempts == max_attempts {
@@ -314,7 +317,7 @@ impl Client {
             }
             attempts += 1;
             let force = refreshed.contains(&target.credential.id);
-            match self.attempt(req, &target, force).await {
+            match call.run(self, &target, force).await {
                 Ok(reply) => return Ok(reply),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Class(class)) => {
@@ -392,14 +395,7 @@ impl Client {
         let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
         let idle = Duration::from_secs(timeouts.idle_seconds.max(1));
         let started = ctx.runtime.now();
-        let send = |http_req| {
-            with_timeout(&ctx.runtime, first_byte, ctx.transport.send(http_req), move || {
-                Err(crate::transport::TransportError::new(
-                    crate::transport::TransportErrorKind::Timeout,
-                    format!("no answer within {} s (timeouts.first-byte-seconds)", first_byte.as_secs()),
-                ))
-            })
-        };
+        let send = |http_req| send_within(ctx, http_req, first_byte);
         let mut sent = send(http_req).await;
         let primary_failed = match &sent {
             Err(_) => true,
@@ -711,30 +707,13 @@ impl Client {
         if candidates.is_empty() {
             return Err(Error::model_not_found(&model));
         }
-        if let Pick::Use(t) = self.inner.router.pick(&model, &candidates, &[], self.now()) {
-            let ctx = &self.inner.ctx;
-            let access = t.credential.token.access(ctx, false).await?;
-            let call = UpstreamCall {
-                base_url: t.credential.base_url.as_deref(),
-                headers: &t.credential.headers,
-                proxy_url: t.credential.proxy_url.as_deref(),
-                access: &access,
-                model: &t.model,
-                stream: false,
-                client_headers: &headers,
-            };
-            let mut v = value.clone();
-            v["model"] = t.model.clone().into();
-            let upstream_body = Bytes::from(serde_json::to_vec(&v).expect("json values serialize"));
-            if let Some(http_req) = t.credential.provider.count_tokens_request(&call, upstream_body) {
-                let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
-                let mut resp = ctx.transport.send(http_req?).await.map_err(Error::from)?;
-                let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await?;
-                if resp.status.is_success() {
-                    return Ok(body);
-                }
-                tracing::debug!(credential = %t.credential.id, status = resp.status.as_u16(), "upstream count_tokens failed; estimating");
-            }
+        let counted = self.route(&model, &candidates, &CountTokens { value: &value, headers: &headers }).await;
+        match counted {
+            Ok(Some(body)) => return Ok(body),
+            Ok(None) => {}
+            // The upstream judged the request itself: that answer is the client's to see.
+            Err(e) if e.kind() == ErrorKind::InvalidRequest => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "no upstream could count tokens; estimating"),
         }
         // `count_tokens` bodies carry no `max_tokens`; the Messages parser requires one.
         let mut with_max = value;
@@ -745,6 +724,105 @@ impl Client {
         let n = crate::tokens::count_request(&ir);
         Ok(Bytes::from(format!("{{\"input_tokens\":{n}}}")))
     }
+}
+
+impl Client {
+    /// One upstream `count_tokens` call: `Ok(None)` when the provider has no counter of its own (the caller
+    /// estimates), the upstream's answer on success, and failures classified like any other upstream call.
+    async fn count_attempt(
+        &self,
+        value: &serde_json::Value,
+        headers: &http::HeaderMap,
+        target: &Target,
+        force_refresh: bool,
+    ) -> Result<Option<Bytes>, Failure> {
+        let ctx = &self.inner.ctx;
+        let cred = &target.credential;
+        let access = cred.token.access(ctx, force_refresh).await.map_err(|e| {
+            Failure::Class(ErrorClass { error: e, retry_other: true, cooldown: None, refresh: false, disable: None })
+        })?;
+        let call = UpstreamCall {
+            base_url: cred.base_url.as_deref(),
+            headers: &cred.headers,
+            proxy_url: cred.proxy_url.as_deref(),
+            access: &access,
+            model: &target.model,
+            stream: false,
+            client_headers: headers,
+        };
+        let mut v = value.clone();
+        v["model"] = target.model.clone().into();
+        let body = Bytes::from(serde_json::to_vec(&v).expect("json values serialize"));
+        let Some(http_req) = cred.provider.count_tokens_request(&call, body) else { return Ok(None) };
+        let http_req = http_req.map_err(Failure::Fatal)?;
+        let timeouts = &ctx.config.timeouts;
+        let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
+        let idle = Duration::from_secs(timeouts.idle_seconds.max(1));
+        let mut resp =
+            send_within(ctx, http_req, first_byte).await.map_err(|e| Failure::Class(transport_class(e.into())))?;
+        let status = resp.status.as_u16();
+        cred.account.observe_response(&resp.headers, self.now());
+        let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle)
+            .await
+            .map_err(|e| Failure::Class(transport_class(e)))?;
+        if status >= 400 {
+            return Err(Failure::Class(self.classify(cred, status, &resp.headers, &body)));
+        }
+        self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
+        Ok(Some(body))
+    }
+}
+
+/// One kind of upstream call that [`Client::route`] can try on a credential: a proxied request, or a
+/// `count_tokens` call.
+trait Attempt: Sync {
+    type Output: Send;
+    fn run<'a>(
+        &'a self,
+        client: &'a Client,
+        target: &'a Target,
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<Self::Output, Failure>>;
+}
+
+impl Attempt for Prepared {
+    type Output = Reply;
+    fn run<'a>(&'a self, client: &'a Client, target: &'a Target, force: bool) -> BoxFuture<'a, Result<Reply, Failure>> {
+        client.attempt(self, target, force).boxed()
+    }
+}
+
+/// An Anthropic-shaped `count_tokens` request.
+struct CountTokens<'r> {
+    value: &'r serde_json::Value,
+    headers: &'r http::HeaderMap,
+}
+
+impl Attempt for CountTokens<'_> {
+    type Output = Option<Bytes>;
+    fn run<'a>(
+        &'a self,
+        client: &'a Client,
+        target: &'a Target,
+        force: bool,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, Failure>> {
+        client.count_attempt(self.value, self.headers, target, force).boxed()
+    }
+}
+
+/// Sends one upstream request; no answer head within `first_byte` is a timeout.
+async fn send_within(
+    ctx: &Ctx,
+    req: http::Request<Bytes>,
+    first_byte: Duration,
+) -> std::result::Result<crate::transport::TransportResponse, crate::transport::TransportError> {
+    with_timeout(&ctx.runtime, first_byte, ctx.transport.send(req), move || {
+        Err(crate::transport::TransportError::new(
+            crate::transport::TransportErrorKind::Timeout,
+            format!("no answer within {} s (timeouts.first-byte-seconds)", first_byte.as_secs()),
+        ))
+    })
+    .await
 }
 
 /// The request as routing sees it: the raw body, its peeked fields and (only if a translation needs it) the

@@ -296,6 +296,8 @@ fn find_directive(request: &Value) -> Result<Directive, String> {
 }
 
 async fn count_tokens(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = keys::header(&headers, "x-api-key").or_else(|| keys::bearer(&headers));
+    state.count_hit(key);
     let Checked { dialect, request, .. } = match check(&state, &headers, &body, false) {
         Ok(checked) => checked,
         Err(response) => return *response,
@@ -304,6 +306,14 @@ async fn count_tokens(Shared(state): Shared<Arc<State>>, headers: HeaderMap, bod
         Ok(directive) => directive,
         Err(message) => return dialect.send(dialect.bad_request(&message), None),
     };
+    // The counter is rate limited and overloaded like the rest of the API: scripted faults apply here too.
+    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
+    if let Some(fault) = directive.fault_for(key, None, model) {
+        fault.hang().await;
+        if let Some(answer) = fault.error_answer(&dialect) {
+            return dialect.send(answer, Some(fault));
+        }
+    }
     let input = directive.usage.and_then(|u| u.input).unwrap_or_else(|| estimate(body.len()));
     let mut headers = dialect.common_headers();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -319,3 +319,29 @@ async fn an_overloaded_stream_start_fails_over_without_cooling_the_key() {
     assert_eq!(rig.mock.hits("sk-ant-two"), 2);
     assert_eq!(rig.mock.hits("sk-ant-one"), 2, "still tried: an overloaded upstream earns no cooldown");
 }
+
+#[tokio::test]
+async fn count_tokens_fails_over_like_any_request_and_cools_the_limited_key() {
+    let rig = start_with(&two_keys("")).await;
+    let text =
+        say(json!({"usage": {"input": 42}, "per_key": {"sk-ant-one": {"kind": "rate_limit", "retry_after": "30"}}}));
+    let body = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": text}]});
+    for _ in 0..4 {
+        let r = rig
+            .http
+            .post(rig.url("/v1/messages/count_tokens"))
+            .header("x-api-key", CLIENT_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["input_tokens"], 42, "the upstream's own count, not an estimate: {v}");
+    }
+    assert_eq!(rig.mock.hits("sk-ant-one"), 1, "the limited key rests after its 429");
+    assert_eq!(rig.mock.hits("sk-ant-two"), 4);
+    let cds = rig.management("/v0/management/cooldowns").await;
+    assert_eq!(cds["cooldowns"][0]["credential"], "claude:key-0", "{cds}");
+}
