@@ -693,15 +693,11 @@ impl Client {
     /// Anthropic `count_tokens`: the upstream's own count where the serving provider has one, otherwise an
     /// estimate with the o200k tokenizer over the request's text (documented as an estimate).
     pub async fn count_tokens(&self, body: Bytes, headers: http::HeaderMap) -> Result<Bytes> {
+        let model = Peek::count_tokens_model(&body)?;
         let value: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| Error::invalid_request(format!("request body is not valid JSON: {e}")))?;
-        let model = value
-            .get("model")
-            .and_then(|m| m.as_str())
-            .ok_or_else(|| Error::invalid_request("model: field required"))?
-            .to_owned();
         if value.get("messages").is_none_or(|m| !m.is_array()) {
-            return Err(Error::invalid_request("messages: field required"));
+            return Err(Error::invalid_request("messages: expected an array"));
         }
         let candidates = self.inner.router.candidates(&model);
         if candidates.is_empty() {

@@ -16,6 +16,10 @@ use serde_json::value::RawValue;
 use crate::dialects::Dialect;
 use crate::error::{Error, Result};
 
+/// The longest model name accepted. Real names are well under 100 bytes; the bound keeps a client from making
+/// the proxy hold (and log) megabytes per request through the one field every piece of routing state is keyed by.
+pub const MAX_MODEL_NAME: usize = 256;
+
 /// The top-level facts of a request body and where they are.
 #[derive(Debug, Clone)]
 pub struct Peek {
@@ -32,17 +36,7 @@ pub struct Peek {
 impl Peek {
     /// Reads the fields routing needs and checks the ones the dialect requires, without building a tree.
     pub fn parse(body: &[u8], dialect: Dialect) -> Result<Peek> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let fields = de
-            .deserialize_map(TopLevel { base: body.as_ptr() as usize })
-            .and_then(|f| de.end().map(|()| f))
-            .map_err(|e| Error::invalid_request(format!("request body is not a valid JSON object: {e}")))?;
-        let model_span = fields.model.ok_or_else(|| Error::invalid_request("model: field required"))?;
-        let model: String = serde_json::from_slice(&body[model_span.clone()])
-            .map_err(|_| Error::invalid_request("model: expected a string"))?;
-        if model.is_empty() {
-            return Err(Error::invalid_request("model: must not be empty"));
-        }
+        let (fields, model_span, model) = routing_fields(body)?;
         match dialect {
             Dialect::Responses if !fields.input => return Err(Error::invalid_request("input: field required")),
             Dialect::OpenAiChat | Dialect::Anthropic if !fields.messages => {
@@ -103,10 +97,43 @@ impl Peek {
         out.freeze()
     }
 
+    /// The model of an Anthropic `count_tokens` body, with the checks every routed body gets (a JSON object,
+    /// one `model` string of sane length, `messages`), but no `max_tokens`, which counting does not take.
+    pub fn count_tokens_model(body: &[u8]) -> Result<String> {
+        let (fields, _, model) = routing_fields(body)?;
+        if !fields.messages {
+            return Err(Error::invalid_request("messages: field required"));
+        }
+        Ok(model)
+    }
+
     /// Whether the client asked for the usage chunk (so an added one must be removed again).
     pub fn client_wants_usage(&self) -> bool {
         self.include_usage
     }
+}
+
+/// The top-level fields of a body and its model, checked: one JSON object, one `model` that is a non-empty
+/// string of at most [`MAX_MODEL_NAME`] bytes.
+fn routing_fields(body: &[u8]) -> Result<(Fields, Range<usize>, String)> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let fields = de
+        .deserialize_map(TopLevel { base: body.as_ptr() as usize })
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| Error::invalid_request(format!("request body is not a valid JSON object: {e}")))?;
+    let model_span = fields.model.clone().ok_or_else(|| Error::invalid_request("model: field required"))?;
+    let model: String = serde_json::from_slice(&body[model_span.clone()])
+        .map_err(|_| Error::invalid_request("model: expected a string"))?;
+    if model.is_empty() {
+        return Err(Error::invalid_request("model: must not be empty"));
+    }
+    if model.len() > MAX_MODEL_NAME {
+        return Err(Error::invalid_request(format!(
+            "model: a model name is at most {MAX_MODEL_NAME} bytes; this one has {}",
+            model.len()
+        )));
+    }
+    Ok((fields, model_span, model))
 }
 
 #[derive(serde::Deserialize)]
@@ -118,6 +145,7 @@ struct StreamOptions {
 struct Fields {
     model: Option<Range<usize>>,
     stream: bool,
+    stream_seen: bool,
     stream_options: Option<Range<usize>>,
     messages: bool,
     /// The Responses API's `input`, which stands where the other dialects have `messages`.
@@ -143,9 +171,17 @@ impl<'de> Visitor<'de> for TopLevel {
             let text = raw.get();
             let start = text.as_ptr() as usize - self.base;
             let span = start..start + text.len();
+            // A key the proxy routes on, given twice, would let the proxy and the upstream read different values
+            // (serde keeps the last, some upstreams the first): refuse the ambiguity.
+            let seen = |set: bool| if set { Err(de::Error::custom(format!("duplicate key `{key}`"))) } else { Ok(()) };
             match key.as_ref() {
-                "model" => f.model = Some(span),
+                "model" => {
+                    seen(f.model.is_some())?;
+                    f.model = Some(span);
+                }
                 "stream" => {
+                    seen(f.stream_seen)?;
+                    f.stream_seen = true;
                     f.stream = match text {
                         "true" => true,
                         "false" | "null" => false,
@@ -174,6 +210,18 @@ mod tests {
 
     fn peek(s: &str) -> Peek {
         Peek::parse(s.as_bytes(), Dialect::OpenAiChat).unwrap()
+    }
+
+    #[test]
+    fn duplicate_routing_keys_and_huge_model_names_are_refused() {
+        let e = Peek::parse(br#"{"model":"a","messages":[],"model":"b"}"#, Dialect::OpenAiChat).unwrap_err();
+        assert!(e.message().contains("duplicate key `model`"), "{e}");
+        let e = Peek::parse(br#"{"model":"a","stream":true,"messages":[],"stream":false}"#, Dialect::OpenAiChat);
+        assert!(e.unwrap_err().message().contains("duplicate key `stream`"));
+        let long = format!(r#"{{"model":"{}","messages":[]}}"#, "m".repeat(MAX_MODEL_NAME + 1));
+        assert!(Peek::parse(long.as_bytes(), Dialect::OpenAiChat).unwrap_err().message().contains("at most 256"));
+        let ok = format!(r#"{{"model":"{}","messages":[]}}"#, "m".repeat(MAX_MODEL_NAME));
+        assert!(Peek::parse(ok.as_bytes(), Dialect::OpenAiChat).is_ok());
     }
 
     #[test]

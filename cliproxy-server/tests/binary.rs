@@ -194,7 +194,7 @@ async fn client_text_in_logs_is_escaped_and_cut() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &format!("port: 0\napi-keys: [\"{CLIENT_KEY}\"]\n"));
     let run = spawn(&config, &[("RUST_LOG", "debug")]);
-    let forged = format!("m\r\n2099-01-01T00:00:00Z ERROR forged line\u{0}\u{1b}]0;pwned\u{7}{}", "A".repeat(300_000));
+    let forged = format!("m\r\n2099-01-01T00:00:00Z ERROR forged line\u{0}\u{1b}]0;pwned\u{7}{}", "A".repeat(150));
     let http = reqwest::Client::new();
     for path in ["/v1/chat/completions", "/v1/messages"] {
         let r = http
@@ -205,6 +205,17 @@ async fn client_text_in_logs_is_escaped_and_cut() {
             .await
             .unwrap();
         assert_eq!(r.status(), 404);
+        // A name no model has is refused before any routing state or log line holds it.
+        let huge = format!("m{}", "A".repeat(300_000));
+        let r = http
+            .post(format!("{}{path}", run.base))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": huge, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("at most 256 bytes"));
     }
     let origin = format!("https://{}.example", "o".repeat(50_000));
     let r = http.get(format!("{}/v1/models", run.base)).header("origin", origin).send().await.unwrap();

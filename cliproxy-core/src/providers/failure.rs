@@ -45,17 +45,22 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// The facts an HTTP status alone gives, as the Go original reads them: 401/403 blame the account, 402 is an
-    /// exhausted quota, 404 and 429 and 5xx blame the model on this account, 529 the service, any other 4xx the
-    /// request. `Retry-After` (or `retry-after-ms`) becomes the wait and, on 402/429, the error's retry hint.
+    /// The facts an HTTP status gives, as the Go original reads them: 401/403 blame the account, 402 is an
+    /// exhausted quota, 408/429/5xx blame the model on this account, 529 the service, any other 4xx the request.
+    /// A 404 blames the model only when it says the model is unknown; a 404 about something in the request
+    /// (a file, a tool) would answer the same on every account, so it cools nothing. `Retry-After` (or
+    /// `retry-after-ms`) becomes the wait and, on 402/429, the error's retry hint; 413 and 422 keep their status
+    /// for the client instead of becoming a plain 400.
     pub fn from_status(status: u16, headers: &http::HeaderMap, error: Error, now: SystemTime) -> Failure {
         let wait = parse_retry_after(headers, now);
         let blame = match status {
             401..=403 => Blame::Account,
-            404 | 408 | 429 | 500..=528 | 530..=599 => Blame::Model,
+            404 if names_the_model(&error) => Blame::Model,
+            408 | 429 | 500..=528 | 530..=599 => Blame::Model,
             529 => Blame::Service,
             _ => Blame::Request,
         };
+        let error = if matches!(status, 413 | 422) { error.with_http_status(status) } else { error };
         let error = match wait {
             Some(d) if error.retry_after().is_none() && matches!(status, 429 | 402) => error.with_retry_after(d),
             _ => error,
@@ -113,6 +118,12 @@ impl Failure {
     }
 }
 
+/// Whether a 404's error says the model is what was not found (every upstream names it: Anthropic's
+/// "model: x", OpenAI's "The model `x` does not exist").
+fn names_the_model(error: &Error) -> bool {
+    error.message().to_ascii_lowercase().contains("model")
+}
+
 /// A header's value as text, if present and visible ASCII.
 pub fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -128,7 +139,7 @@ mod tests {
             headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        Failure::from_status(status, &headers, Error::new(ErrorKind::from_status(status), "x"), now)
+        Failure::from_status(status, &headers, Error::new(ErrorKind::from_status(status), "model: m"), now)
     }
 
     #[test]
@@ -140,6 +151,26 @@ mod tests {
         assert_eq!(facts(400, &[]).blame, Blame::Request);
         assert_eq!(facts(422, &[]).blame, Blame::Request);
         assert!(facts(402, &[]).quota_exhausted);
+    }
+
+    #[test]
+    fn only_a_404_about_the_model_blames_it() {
+        let now = SystemTime::UNIX_EPOCH;
+        let h = http::HeaderMap::new();
+        let unknown_model = Error::new(ErrorKind::ModelNotFound, "model: claude-nope");
+        assert_eq!(Failure::from_status(404, &h, unknown_model, now).blame, Blame::Model);
+        let missing_file = Error::new(ErrorKind::ModelNotFound, "No such file: file-abc123");
+        assert_eq!(Failure::from_status(404, &h, missing_file, now).blame, Blame::Request);
+    }
+
+    #[test]
+    fn too_large_and_unprocessable_keep_their_status() {
+        let now = SystemTime::UNIX_EPOCH;
+        let h = http::HeaderMap::new();
+        for status in [413, 422] {
+            let f = Failure::from_status(status, &h, Error::new(ErrorKind::InvalidRequest, "x"), now);
+            assert_eq!((f.blame, f.error.http_status()), (Blame::Request, status));
+        }
     }
 
     #[test]

@@ -114,7 +114,7 @@ mod tests {
 
     fn class(status: u16, h: &[(&str, &str)]) -> ErrorClass {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        decide(Failure::from_status(status, &hdrs(h), Error::new(ErrorKind::from_status(status), "x"), now))
+        decide(Failure::from_status(status, &hdrs(h), Error::new(ErrorKind::from_status(status), "model: m"), now))
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use super::classify::{Cooldown, Length, Scope, backoff};
 
+/// The size at which expired entries are swept out before another is added.
+const MAX_ENTRIES: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     credential: String,
@@ -46,6 +49,11 @@ impl Cooldowns {
         let key =
             Key { credential: credential.to_owned(), model: (cd.scope == Scope::Model).then(|| model.to_owned()) };
         let mut map = self.lock();
+        // Entries expire by themselves but stay in the map until listed; a burst of failures over many model
+        // names (a catch-all backend answering 404 to made-up names) must not grow it without bound.
+        if map.len() >= MAX_ENTRIES {
+            map.retain(|_, e| e.until > now);
+        }
         let level = map.get(&key).map_or(0, |e| e.level);
         let (len, next_level) = match cd.length {
             Length::Fixed(d) => (d, 0),

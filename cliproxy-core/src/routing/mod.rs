@@ -39,6 +39,9 @@ pub enum Pick {
     Exhausted,
 }
 
+/// How many model names keep a round-robin cursor at once.
+const MAX_CURSORS: usize = 1024;
+
 pub struct Router {
     credentials: RwLock<Arc<Vec<Arc<Credential>>>>,
     pub cooldowns: Cooldowns,
@@ -133,6 +136,11 @@ impl Router {
             Strategy::RoundRobin => {
                 let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
                 if !cursors.contains_key(model) {
+                    // Cursors are only rotation positions: forgetting them all costs one uneven turn, while
+                    // keeping every name a catch-all backend was asked for would grow without bound.
+                    if cursors.len() >= MAX_CURSORS {
+                        cursors.clear();
+                    }
                     cursors.insert(model.to_owned(), 0);
                 }
                 let cur = cursors.get_mut(model).expect("inserted above");
@@ -168,9 +176,48 @@ impl Router {
     pub fn cooling_enabled(&self) -> bool {
         self.cooling_enabled
     }
+
+    /// How many model names hold a round-robin cursor (bounded by [`MAX_CURSORS`]).
+    pub fn cursor_count(&self) -> usize {
+        self.cursors.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 /// How long to wait for `until`, if at all.
 pub fn wait_for(now: SystemTime, until: SystemTime) -> Duration {
     until.duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Credential, Stateless, StaticKey};
+    use crate::providers::openai_compat::OpenAiCompat;
+
+    #[test]
+    fn round_robin_state_stays_bounded_whatever_names_clients_send() {
+        let cred = Arc::new(Credential {
+            id: "openai-compat:any-0".into(),
+            provider: Arc::new(OpenAiCompat::new("any")),
+            account: Arc::new(Stateless),
+            token: Arc::new(StaticKey(crate::config::Secret::new("k"))),
+            base_url: None,
+            prefix: None,
+            priority: 0,
+            headers: Vec::new(),
+            proxy_url: None,
+            models: Vec::new(),
+            excluded_models: Vec::new(),
+            rate_limit: Default::default(),
+            file: None,
+        });
+        let router = Router::new(vec![cred], Strategy::RoundRobin, true);
+        let now = SystemTime::UNIX_EPOCH;
+        for i in 0..(3 * MAX_CURSORS) {
+            let model = format!("model-{i}");
+            let candidates = router.candidates(&model);
+            assert!(matches!(router.pick(&model, &candidates, &[], now), Pick::Use(_)));
+        }
+        assert!(router.cursor_count() <= MAX_CURSORS);
+    }
 }
