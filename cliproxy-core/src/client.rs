@@ -428,7 +428,11 @@ impl Client {
                 .map_err(|e| Failure::Class(transport_class(e)))?;
             let body = match &translated {
                 None => {
-                    outcome.settle(json_usage(req.request.dialect, &body));
+                    let usage = json_usage(req.request.dialect, &body);
+                    if usage.is_none() || std::str::from_utf8(&body).is_err() {
+                        check_json_answer(status, &body).map_err(|e| Failure::Class(transport_class(e)))?;
+                    }
+                    outcome.settle(usage);
                     body
                 }
                 Some(ir) => {
@@ -448,6 +452,7 @@ impl Client {
                 strip_usage: req.request.dialect == Dialect::OpenAiChat && !req.peek.client_wants_usage(),
                 sse: SseDecoder::new(),
                 events: Vec::new(),
+                finished: false,
             },
             Some(ir) => Mode::Translate {
                 upstream: provider.stream_decoder_for(ir),
@@ -876,7 +881,14 @@ impl Outcome {
 
 enum Mode {
     /// Same dialect: upstream events are forwarded as they are (the added usage chunk is removed again).
-    Passthrough { dialect: Dialect, strip_usage: bool, sse: SseDecoder, events: Vec<SseEvent> },
+    Passthrough {
+        dialect: Dialect,
+        strip_usage: bool,
+        sse: SseDecoder,
+        events: Vec<SseEvent>,
+        /// The upstream sent its terminal event: a clean close before it means the answer was cut short.
+        finished: bool,
+    },
     Translate {
         upstream: Box<dyn UpstreamStream>,
         events: Vec<StreamEvent>,
@@ -947,17 +959,24 @@ impl StreamState {
     /// Feeds one chunk (`None`: end of body) through the decoders into the queue.
     fn process(&mut self, chunk: Option<&[u8]>) -> Result<()> {
         match &mut self.mode {
-            Mode::Passthrough { dialect, strip_usage, sse, events } => {
+            Mode::Passthrough { dialect, strip_usage, sse, events, finished } => {
                 match chunk {
                     Some(c) => sse.push(c, events)?,
                     None => sse.finish(events)?,
                 }
                 for ev in events.drain(..) {
+                    if !looks_like_json_event(&ev.data) {
+                        return Err(Error::upstream(None, "the upstream sent a stream event that is not JSON"));
+                    }
+                    *finished |= ends_stream(*dialect, &ev);
                     let keep = passthrough_event(*dialect, &ev, &mut self.usage, *strip_usage)?;
                     if keep {
                         let name = ev.event.map(Cow::Owned);
                         self.queue.push_back(Event { event: name, data: ev.data });
                     }
+                }
+                if chunk.is_none() && !*finished {
+                    return Err(Error::upstream(None, "the upstream closed the stream before it finished the answer"));
                 }
             }
             Mode::Translate { upstream, events, encoder, out } => {
@@ -981,6 +1000,43 @@ impl StreamState {
         }
         Ok(())
     }
+}
+
+/// Whether a passthrough event is the upstream's last word: OpenAI's `[DONE]` or a chunk with a finish reason,
+/// Anthropic's `message_stop`, a terminal Responses event.
+fn ends_stream(dialect: Dialect, ev: &SseEvent) -> bool {
+    match dialect {
+        Dialect::OpenAiChat => {
+            let data = ev.data.trim();
+            data == "[DONE]"
+                || memchr::memmem::find(data.as_bytes(), b"\"finish_reason\"").is_some_and(|i| {
+                    let rest = data[i + 15..].trim_start().strip_prefix(':').unwrap_or_default().trim_start();
+                    rest.starts_with('"')
+                })
+        }
+        Dialect::Anthropic => matches!(ev.event.as_deref(), Some("message_stop")),
+        Dialect::Responses => {
+            matches!(ev.event.as_deref(), Some("response.completed" | "response.incomplete" | "response.failed"))
+        }
+    }
+}
+
+/// Every event of the passthrough dialects carries one JSON object (or OpenAI's `[DONE]`). A cheap shape check,
+/// not a parse: it catches an upstream that cut an event short or sent text, without parsing every chunk.
+fn looks_like_json_event(data: &str) -> bool {
+    let d = data.trim();
+    d == "[DONE]" || (d.starts_with('{') && d.ends_with('}'))
+}
+
+/// A same-dialect JSON answer must be JSON in UTF-8 before it is passed on: an HTML error page, an empty body or
+/// broken bytes from the upstream become an upstream error in the client's dialect, not a 200.
+fn check_json_answer(status: u16, body: &[u8]) -> Result<()> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(Error::upstream(Some(status), "the upstream's answer is not valid UTF-8"));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| Error::upstream(Some(status), format!("the upstream's answer is not JSON ({e})")))
 }
 
 fn merge_usage(acc: &mut Usage, u: &Usage) {

@@ -41,6 +41,9 @@ pub struct Fault {
     pub stream_error_after: Option<usize>,
     /// Send this many stream events, then close the connection without finishing the body.
     pub cut_after: Option<usize>,
+    /// Send this many stream events, then end the body cleanly, as an upstream (or a proxy in front of it) that
+    /// gives up mid-answer does: no error, no terminal event.
+    pub end_after: Option<usize>,
     /// Kiro: apply the fault only on this API host (`q` or `cw`), so a test can fail one host and not the
     /// other.
     pub host: Option<String>,
@@ -119,6 +122,9 @@ pub fn deliver(
             }
             if let Some(n) = fault.and_then(|f| f.cut_after) {
                 delivery.cut_at = Some(events.end_of(n));
+            }
+            if let Some(n) = fault.and_then(|f| f.end_after) {
+                events.truncate(n);
             }
             events.finish()
         }

@@ -36,7 +36,8 @@
 //! - `fault`, `per_key` (`{"<key>": fault}`): see [`Fault`]. A fault can answer an error (`kind`: `rate_limit`,
 //!   `quota`, `invalid_key`, `overloaded`, `server_error`, rendered in each provider's shape; or a bare
 //!   `status`, with `retry_after`, `headers`, `body`), hang (`hang_ms`), send an error inside a 200 stream
-//!   (`stream_error_after`: N events) or cut the connection (`cut_after`: N events), and be limited to one
+//!   (`stream_error_after`: N events), cut the connection (`cut_after`: N events) or end the body cleanly before
+//!   the terminal event (`end_after`: N events), and be limited to one
 //!   `model` (or one Kiro `host`).
 //!
 //! # Accounts

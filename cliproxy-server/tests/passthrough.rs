@@ -62,3 +62,63 @@ async fn streaming_passthrough_adds_usage_upstream_and_hides_it_downstream() {
     assert!(!body.contains("\"choices\":[]"), "{body}");
     assert!(body.trim_end().ends_with("data: [DONE]"));
 }
+
+/// What a same-dialect request gets when the upstream answers 200 with something that is not JSON.
+async fn status_for_answer_body(path: &str, model: &str, fault_body: Value) -> (u16, Value) {
+    let rig = start().await;
+    let text = say(serde_json::json!({"fault": {"status": 200, "body": fault_body}}));
+    let body = serde_json::json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": text}]});
+    let r = rig
+        .http
+        .post(rig.url(path))
+        .bearer_auth(CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_non_json_answer_on_passthrough_is_a_502_in_the_dialect() {
+    for (path, model) in [("/v1/chat/completions", "compat-gpt-4o"), ("/v1/messages", "claude-sonnet-4-5")] {
+        for body in [Value::from("<html><body>Bad gateway</body></html>"), Value::from("")] {
+            let (status, v) = status_for_answer_body(path, model, body.clone()).await;
+            assert_eq!(status, 502, "{path} {body}: {v}");
+            let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or_default();
+            assert!(message.contains("not JSON"), "{path}: {v}");
+        }
+    }
+}
+
+/// The raw SSE a streamed same-dialect request gets when the upstream ends cleanly after `n` events.
+async fn stream_cut_short(path: &str, model: &str, n: usize) -> String {
+    let rig = start().await;
+    let text = say(serde_json::json!({"reply": "a longer answer in several pieces", "fault": {"end_after": n}}));
+    let body = serde_json::json!({"model": model, "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": text}]});
+    let r = rig
+        .http
+        .post(rig.url(path))
+        .bearer_auth(CLIENT_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_before_its_terminal_event_gets_an_error_event() {
+    let sse = stream_cut_short("/v1/chat/completions", "compat-gpt-4o", 2).await;
+    let last = sse.lines().rfind(|l| l.starts_with("data:")).unwrap_or_default();
+    assert!(last.contains("\"error\"") && last.contains("before it finished"), "{sse}");
+    assert!(!sse.contains("[DONE]"), "a cut answer is not reported as complete: {sse}");
+
+    let sse = stream_cut_short("/v1/messages", "claude-sonnet-4-5", 3).await;
+    assert!(sse.contains("event: error"), "{sse}");
+    assert!(!sse.contains("message_stop"), "{sse}");
+}
