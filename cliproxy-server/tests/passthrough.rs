@@ -68,15 +68,7 @@ async fn status_for_answer_body(path: &str, model: &str, fault_body: Value) -> (
     let rig = start().await;
     let text = say(serde_json::json!({"fault": {"status": 200, "body": fault_body}}));
     let body = serde_json::json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": text}]});
-    let r = rig
-        .http
-        .post(rig.url(path))
-        .bearer_auth(CLIENT_KEY)
-        .header("anthropic-version", "2023-06-01")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = rig.post(path, &body).await;
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
@@ -98,15 +90,7 @@ async fn stream_cut_short(path: &str, model: &str, n: usize) -> String {
     let text = say(serde_json::json!({"reply": "a longer answer in several pieces", "fault": {"end_after": n}}));
     let body = serde_json::json!({"model": model, "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": text}]});
-    let r = rig
-        .http
-        .post(rig.url(path))
-        .bearer_auth(CLIENT_KEY)
-        .header("anthropic-version", "2023-06-01")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = rig.post(path, &body).await;
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
 }

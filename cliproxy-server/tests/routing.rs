@@ -327,15 +327,7 @@ async fn count_tokens_fails_over_like_any_request_and_cools_the_limited_key() {
         say(json!({"usage": {"input": 42}, "per_key": {"sk-ant-one": {"kind": "rate_limit", "retry_after": "30"}}}));
     let body = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": text}]});
     for _ in 0..4 {
-        let r = rig
-            .http
-            .post(rig.url("/v1/messages/count_tokens"))
-            .header("x-api-key", CLIENT_KEY)
-            .header("anthropic-version", "2023-06-01")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = rig.post("/v1/messages/count_tokens", &body).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["input_tokens"], 42, "the upstream's own count, not an estimate: {v}");

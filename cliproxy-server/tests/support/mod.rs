@@ -78,6 +78,13 @@ impl Rig {
         self.http.post(self.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).json(body).send().await.unwrap()
     }
 
+    /// POST `body` to an inference route with the client key (and the Anthropic version header, which the
+    /// OpenAI routes ignore).
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        let r = self.http.post(self.url(path)).bearer_auth(CLIENT_KEY).header("anthropic-version", "2023-06-01");
+        r.json(body).send().await.unwrap()
+    }
+
     /// POST an Anthropic messages request with the client key.
     pub async fn messages(&self, body: &Value) -> reqwest::Response {
         self.messages_with(body, &[]).await
