@@ -235,6 +235,7 @@ pub fn account_type(name: &str) -> Option<&'static AccountType> {
 /// original's other providers may share the directory).
 fn load_auth_dir(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
     let dir = store::auth_dir(&ctx.config);
+    store::sweep_stale_temp_files(&dir, ctx.runtime.now());
     let mut out = Vec::new();
     for (path, value) in store::read_auth_files(&dir) {
         let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default();

@@ -62,6 +62,30 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     b.create(dir).map_err(|e| Error::config(format!("cannot create {}: {e}", dir.display())))
 }
 
+/// How old a leftover temp file must be before a start removes it: far longer than a write takes, so a replica
+/// sharing the directory is never caught mid-write.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temp files of writes that never finished (the process was killed between write and rename).
+/// Returns how many were removed.
+pub fn sweep_stale_temp_files(dir: &Path, now: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified());
+        let stale = modified.is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= STALE_TEMP);
+        if stale && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(file = %path.display(), "removed the temp file of an interrupted write");
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Every `*.json` file of the auth-dir with its parsed content; unreadable files are skipped with a warning.
 pub fn read_auth_files(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
@@ -137,5 +161,21 @@ mod tests {
         assert_ne!(a, b);
         assert!(b.ends_with("kiro-builder-id-2.json"));
         assert!(unique_path(dir.path(), "a/b@c").ends_with("a-b-c.json"));
+    }
+
+    #[test]
+    fn interrupted_writes_leave_nothing_behind_after_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        let old = dir.path().join(".claude-a.json.4242.tmp");
+        std::fs::write(&old, "{half").unwrap();
+        let f = std::fs::File::options().write(true).open(&old).unwrap();
+        f.set_modified(now - std::time::Duration::from_secs(3600)).unwrap();
+        let fresh = dir.path().join(".claude-b.json.4243.tmp");
+        std::fs::write(&fresh, "{").unwrap();
+        std::fs::write(dir.path().join("claude-a.json"), "{}").unwrap();
+        assert_eq!(sweep_stale_temp_files(dir.path(), now), 1);
+        assert!(!old.exists() && fresh.exists(), "a write under way in another process is left alone");
+        assert!(dir.path().join("claude-a.json").exists());
     }
 }
