@@ -25,6 +25,7 @@ use crate::config::{Config, RateLimit};
 use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
+use crate::logtext::Clean;
 use crate::passthrough::Peek;
 use crate::providers::{UpstreamCall, UpstreamStream};
 use crate::routing::classify::{ErrorClass, decide, transport_class};
@@ -350,9 +351,9 @@ impl Client {
         }
         if let (Some(cd), true) = (class.cooldown, router.cooling_enabled()) {
             let len = router.cooldowns.set(id, &target.model, cd, class.error.message().to_owned(), self.now());
-            tracing::info!(credential = %id, model = %target.model, cooldown_secs = len.as_secs_f64(), error = %class.error, "credential cooling down");
+            tracing::info!(credential = %id, model = %Clean(&target.model), cooldown_secs = len.as_secs_f64(), error = %Clean(&class.error.to_string()), "credential cooling down");
         } else {
-            tracing::info!(credential = %id, model = %target.model, error = %class.error, "upstream attempt failed");
+            tracing::info!(credential = %id, model = %Clean(&target.model), error = %Clean(&class.error.to_string()), "upstream attempt failed");
         }
         class.error.with_credential(id.clone()).with_model(target.model.clone())
     }
@@ -389,7 +390,7 @@ impl Client {
         let http_req = provider.build_http(&call, body).map_err(Failure::Fatal)?;
         self.inner.router.limiter.try_acquire(&cred.id, cred.rate_limit, req.estimate, self.now()).ok();
         self.count(&cred.id, |c| c.requests += 1);
-        tracing::debug!(credential = %cred.id, model = %target.model, passthrough = translated.is_none(), "sending upstream request");
+        tracing::debug!(credential = %cred.id, model = %Clean(&target.model), passthrough = translated.is_none(), "sending upstream request");
 
         let timeouts = &ctx.config.timeouts;
         let first_byte = Duration::from_secs(timeouts.first_byte_seconds.max(1));
@@ -875,7 +876,7 @@ impl Outcome {
             c.input_tokens += u.input_tokens + u.cache_read_tokens + u.cache_creation_tokens;
             c.output_tokens += u.output_tokens;
         });
-        tracing::debug!(credential = %self.credential, model = %self.model, input = u.input_tokens, output = u.output_tokens, "request settled");
+        tracing::debug!(credential = %self.credential, model = %Clean(&self.model), input = u.input_tokens, output = u.output_tokens, "request settled");
     }
 }
 

@@ -24,6 +24,7 @@ pub mod credential;
 pub mod dialects;
 pub mod error;
 pub mod login;
+pub mod logtext;
 pub mod passthrough;
 pub mod providers;
 pub mod routing;

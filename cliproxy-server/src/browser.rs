@@ -27,7 +27,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::AppState;
 use crate::family::{ApiError, Family};
-use crate::logtext::Clean;
+use cliproxy_core::logtext::Clean;
 
 /// The browser policy, from `cors:` and the bound address.
 pub struct Browser {

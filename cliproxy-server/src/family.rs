@@ -12,7 +12,7 @@ use cliproxy_core::dialects::Dialect;
 use cliproxy_core::error::Fault;
 use cliproxy_core::{Error, ErrorKind};
 
-use crate::logtext::Clean;
+use cliproxy_core::logtext::Clean;
 
 /// The error dialect of a group of routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

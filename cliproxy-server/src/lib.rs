@@ -12,7 +12,6 @@ pub mod keys;
 pub mod kiro_ui;
 pub mod listen;
 pub mod login;
-pub mod logtext;
 pub mod management;
 pub mod render;
 pub mod sessions;

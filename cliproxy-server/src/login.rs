@@ -76,7 +76,7 @@ async fn status(State(state): S, Path(id): Path<String>) -> Response {
             axum::Json(v).into_response()
         }
         None => {
-            let e = Error::invalid_request(format!("no login flow `{}`", crate::logtext::Clean(&id)))
+            let e = Error::invalid_request(format!("no login flow `{}`", cliproxy_core::logtext::Clean(&id)))
                 .with_code("not_found")
                 .with_http_status(404);
             ApiError::new(Family::Management, e).into_response()

@@ -13,7 +13,7 @@ use cliproxy_core::stream::sse::encode_event;
 use futures::{Stream, StreamExt};
 
 use crate::family::Family;
-use crate::logtext::Clean;
+use cliproxy_core::logtext::Clean;
 
 /// A complete JSON body.
 pub fn json(body: Bytes) -> Response {

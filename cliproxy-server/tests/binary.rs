@@ -276,3 +276,30 @@ fn check_config_lists_credentials_without_secrets() {
     assert!(all.contains("unknown config key `unknown-key`"), "{all}");
     assert!(!all.contains("SECRET"), "{all}");
 }
+
+#[tokio::test]
+async fn client_text_logged_by_the_core_is_escaped_too() {
+    let mock = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "port: 0\napi-keys: [\"{CLIENT_KEY}\"]\nclaude-api-key: [{{ api-key: sk-ant-x, base-url: \"{}\" }}]\n",
+        mock.url()
+    );
+    let run = spawn(&write_config(dir.path(), &yaml), &[("RUST_LOG", "debug")]);
+    // An OpenAI content part Anthropic cannot take is dropped with a warning that names its type.
+    let forged = format!("x\r\n2099-01-01T00:00:00Z ERROR forged part\u{1b}]0;pwned\u{7}{}", "B".repeat(5000));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi"}, {"type": forged}]}]});
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", run.base))
+        .bearer_auth(CLIENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, logs) = run.terminate();
+    assert!(logs.contains("forged part"), "the dropped part was logged: {logs}");
+    assert!(!logs.lines().any(|l| l.starts_with("2099-01-01")), "a client split a log line:\n{logs}");
+    assert!(!logs.contains("\u{1b}]0;pwned") && !logs.contains(&"B".repeat(1000)), "raw or unbounded text in the log");
+}

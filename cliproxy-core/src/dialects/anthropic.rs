@@ -31,6 +31,7 @@ use super::{
     upstream_error,
 };
 use crate::error::{Error, ErrorKind};
+use crate::logtext::Clean;
 use crate::stream::sse::SseEvent;
 use crate::types::{
     BlockKind, ChatRequest, ChatResponse, ContentPart, ImageSource, Message, Opaque, Reasoning, Role, StopReason,
@@ -427,7 +428,7 @@ fn block_out(part: &ContentPart, target: Target) -> Option<BlockOut<'_>> {
         ContentPart::Opaque(Opaque { dialect: Dialect::Anthropic, value }) => BlockOut::Raw(value),
         ContentPart::Opaque(Opaque { value, .. }) => {
             let kind = value.get("type").unwrap_or(&Value::Null);
-            tracing::warn!(part = %kind, "dropping a content part Anthropic cannot take");
+            tracing::warn!(part = %Clean(&kind.to_string()), "dropping a content part Anthropic cannot take");
             return None;
         }
     };
@@ -566,7 +567,7 @@ fn tool_out(t: &Tool) -> Option<ToolOut<'_>> {
     match &t.builtin {
         Some(Opaque { dialect: Dialect::Anthropic, value }) => Some(ToolOut::Raw(value)),
         Some(_) => {
-            tracing::warn!(tool = %t.name, "dropping a provider-defined tool Anthropic cannot run");
+            tracing::warn!(tool = %Clean(&t.name), "dropping a provider-defined tool Anthropic cannot run");
             None
         }
         None => Some(ToolOut::Custom {

@@ -36,6 +36,7 @@ use super::{
     to_json, tool_arguments_text, tool_choice_mode, unix_now, upstream_error,
 };
 use crate::error::{Error, ErrorKind};
+use crate::logtext::Clean;
 use crate::stream::sse::SseEvent;
 use crate::types::{
     BlockKind, ChatRequest, ChatResponse, ContentPart, Message, Opaque, Reasoning, Role, StopReason, StreamEvent, Tool,
@@ -522,7 +523,7 @@ fn tool_out(t: &Tool) -> Option<ToolOut<'_>> {
     match &t.builtin {
         Some(Opaque { dialect: Dialect::OpenAiChat, value }) => Some(ToolOut::Raw(value)),
         Some(_) => {
-            tracing::warn!(tool = %t.name, "dropping a provider-defined tool an OpenAI-compatible upstream cannot run");
+            tracing::warn!(tool = %Clean(&t.name), "dropping a provider-defined tool an OpenAI-compatible upstream cannot run");
             None
         }
         None => Some(ToolOut::Function {
@@ -589,7 +590,7 @@ fn user_part(part: &ContentPart) -> Option<PartOut<'_>> {
         ContentPart::Opaque(Opaque { dialect: Dialect::OpenAiChat, value }) => Some(PartOut::Raw(value)),
         ContentPart::Opaque(Opaque { value, .. }) => {
             let kind = value.get("type").unwrap_or(&Value::Null);
-            tracing::warn!(part = %kind, "dropping a content part an OpenAI-compatible upstream cannot take");
+            tracing::warn!(part = %Clean(&kind.to_string()), "dropping a content part an OpenAI-compatible upstream cannot take");
             None
         }
         // Tool calls and reasoning belong to assistant messages; a user message cannot carry them here.

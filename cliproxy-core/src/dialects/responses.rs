@@ -49,6 +49,7 @@ use super::{
     to_json_string, tool_arguments_text, tool_choice_mode, unix_now,
 };
 use crate::error::Error;
+use crate::logtext::Clean;
 use crate::stream::sse::SseEvent;
 use crate::types::{
     BlockKind, ChatRequest, ChatResponse, ContentPart, Message, Opaque, Reasoning, Role, StopReason, StreamEvent, Tool,
@@ -185,7 +186,7 @@ fn parse_input(raw: &RawValue, path: &Path<'_>, req: &mut ChatRequest) -> Result
             }
             Some("item_reference") => return Err(p.invalid(STATELESS)),
             Some(other) => {
-                tracing::warn!(item = other, "dropping an input item of a kind the proxy cannot translate");
+                tracing::warn!(item = %Clean(other), "dropping an input item of a kind the proxy cannot translate");
                 continue;
             }
         };
@@ -297,7 +298,7 @@ fn parse_tools(raw: &RawValue, path: &Path<'_>) -> Result<Vec<Tool>, Error> {
         let t = Obj::read(item, &p)?;
         let kind = t.string("type", &p)?.unwrap_or(Cow::Borrowed("function"));
         if kind != "function" {
-            tracing::debug!(tool = %kind, "dropping a tool type only OpenAI itself runs");
+            tracing::debug!(tool = %Clean(&kind), "dropping a tool type only OpenAI itself runs");
             continue;
         }
         tools.push(Tool {
@@ -325,7 +326,7 @@ fn parse_tool_choice(raw: &RawValue, path: &Path<'_>) -> Result<ToolChoice, Erro
                     _ => Ok(ToolChoice::Auto),
                 },
                 other => {
-                    tracing::debug!(tool = other, "a tool choice forcing a dropped tool type becomes auto");
+                    tracing::debug!(tool = %Clean(other), "a tool choice forcing a dropped tool type becomes auto");
                     Ok(ToolChoice::Auto)
                 }
             }
@@ -488,7 +489,7 @@ pub fn encode_request(req: &ChatRequest) -> Vec<u8> {
 
 fn tool_out(t: &Tool, same_dialect: bool) -> Option<ToolOut<'_>> {
     if t.builtin.is_some() {
-        tracing::warn!(tool = %t.name, "dropping a provider-defined tool a Responses upstream cannot run");
+        tracing::warn!(tool = %Clean(&t.name), "dropping a provider-defined tool a Responses upstream cannot run");
         return None;
     }
     let parameters = match &t.parameters {
@@ -566,7 +567,7 @@ fn opaque_part(o: &Opaque) -> Option<InputPartOut<'_>> {
         return Some(InputPartOut::Raw(&o.value));
     }
     let kind = o.value.get("type").unwrap_or(&Value::Null);
-    tracing::warn!(part = %kind, "dropping a content part a Responses upstream cannot take");
+    tracing::warn!(part = %Clean(&kind.to_string()), "dropping a content part a Responses upstream cannot take");
     None
 }
 

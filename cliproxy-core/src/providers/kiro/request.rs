@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value, json};
 
 use super::models;
+use crate::logtext::Clean;
 use crate::types::{ChatRequest, ContentPart, ImageSource, Role};
 
 /// Tool descriptions are cut below this many bytes (the Go original's `KiroMaxToolDescLen`).
@@ -96,7 +97,7 @@ fn image_json(source: &ImageSource) -> Option<Value> {
             Some(json!({"format": format, "source": {"bytes": data}}))
         }
         ImageSource::Url { url } => {
-            tracing::warn!(url = %url, "Kiro takes only inline images; leaving out an image given by URL");
+            tracing::warn!(url = %Clean(url), "Kiro takes only inline images; leaving out an image given by URL");
             None
         }
     }
