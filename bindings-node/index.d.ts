@@ -37,7 +37,10 @@ export class CliproxyError extends Error {
   readonly model: string | null;
   /** A finer-grained code, as the HTTP server puts it in OpenAI error bodies (e.g. `model_cooldown`). */
   readonly reason: string | null;
-  /** For `CANCELLED` caused by an `AbortSignal`: the signal's reason. */
+  /** Whose fault the failure is: the caller's request or key, the upstream's, or cliproxy's own. */
+  readonly fault: 'client' | 'upstream' | 'ours' | null;
+  /** For `CANCELLED` caused by an `AbortSignal`: the signal's reason; otherwise what caused the failure (a
+   *  refused connection, say), where known. */
   readonly cause?: unknown;
 }
 

@@ -24,7 +24,7 @@ const ERROR_CODES = Object.freeze([
 
 /** A failure reported by cliproxy; `code` is stable and the fields are `null` where unknown. */
 class CliproxyError extends Error {
-  constructor(message, { code, status = null, retryAfter = null, credential = null, model = null, reason = null, cause } = {}) {
+  constructor(message, { code, status = null, retryAfter = null, credential = null, model = null, reason = null, fault = null, cause } = {}) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'CliproxyError';
     this.code = code;
@@ -33,6 +33,7 @@ class CliproxyError extends Error {
     this.credential = credential;
     this.model = model;
     this.reason = reason;
+    this.fault = fault;
   }
 }
 
@@ -43,7 +44,10 @@ class CliproxyError extends Error {
 function convert(err, signal) {
   if (!(err instanceof Error) || !err.message.startsWith(ERROR_PREFIX)) return err;
   const payload = JSON.parse(err.message.slice(ERROR_PREFIX.length));
-  const cause = payload.code === 'CANCELLED' && signal?.aborted ? signal.reason : undefined;
+  // What caused the error (a refused connection, say) arrives as text; it becomes the error's `cause`.
+  const cause = payload.code === 'CANCELLED' && signal?.aborted
+    ? signal.reason
+    : payload.cause ? new Error(payload.cause) : undefined;
   return new CliproxyError(payload.message, { ...payload, cause });
 }
 

@@ -40,6 +40,8 @@ pub(crate) fn payload(e: &Error) -> Value {
         "retryAfter": e.retry_after_secs(),
         "credential": e.credential(),
         "model": e.model(),
+        "fault": e.fault().as_str(),
+        "cause": std::error::Error::source(e).map(|c| c.to_string()),
     })
 }
 

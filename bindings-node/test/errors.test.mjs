@@ -162,3 +162,22 @@ test('CANCELLED when the signal aborts a pending request', async () => {
 
   await rejectsWith(client.messages({ model: CLAUDE_MODEL, max_tokens: 8, messages: user('hi') }, { signal: AbortSignal.abort() }), 'CANCELLED');
 });
+
+test('an unreachable upstream is the upstream\'s fault and keeps what caused it', async () => {
+  const net = await import('node:net');
+  const port = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+  const client = new Client({
+    'openai-compatibility': [{ name: 'dead', 'base-url': `http://127.0.0.1:${port}/v1`, models: [{ name: 'm' }] }],
+  });
+  const err = await rejectsWith(client.chat({ model: 'm', messages: user('hi') }), 'UPSTREAM');
+  assert.equal(err.fault, 'upstream');
+  assert.ok(err.cause instanceof Error && err.cause.message.length > 0, String(err.cause));
+  const bad = await rejectsWith(client.chat({ model: '', messages: user('hi') }), 'INVALID_REQUEST');
+  assert.equal(bad.fault, 'client');
+  assert.equal(bad.cause, undefined);
+});

@@ -34,7 +34,14 @@ fn build(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     kwargs.set_item("credential", e.credential())?;
     kwargs.set_item("model", e.model())?;
     kwargs.set_item("code", e.code())?;
+    kwargs.set_item("fault", e.fault().as_str())?;
     let exc = class.call((e.message(),), Some(&kwargs))?;
+    // What caused the error (a refused connection, say) becomes the exception's `__cause__`, as `raise … from`
+    // would make it, so tracebacks show the chain.
+    if let Some(cause) = std::error::Error::source(e) {
+        let cause = pyo3::exceptions::PyConnectionError::new_err(cause.to_string());
+        exc.setattr("__cause__", cause.value(py))?;
+    }
     Ok(PyErr::from_value(exc))
 }
 

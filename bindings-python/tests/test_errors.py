@@ -143,6 +143,28 @@ def test_upstream_error_carries_the_status(fresh):
     assert e.value.model == "gpt-4o"
 
 
+def test_unreachable_upstream_is_its_fault_and_keeps_the_cause():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = cliproxy.Client({"openai-compatibility": [
+        {"name": "dead", "base-url": f"http://127.0.0.1:{port}/v1", "models": [{"name": "m"}]}]})
+    with pytest.raises(cliproxy.UpstreamError) as e:
+        c.chat(model="m", messages=user("hi"))
+    assert e.value.fault == "upstream"
+    assert isinstance(e.value.__cause__, ConnectionError), repr(e.value.__cause__)
+    assert str(e.value.__cause__), "the cause says what failed"
+
+
+def test_a_bad_request_is_the_clients_fault(fresh):
+    c = fresh(claude_keys=[])
+    with pytest.raises(cliproxy.InvalidRequestError) as e:
+        c.chat(model="", messages=user("hi"))
+    assert e.value.fault == "client" and e.value.__cause__ is None
+
+
 def test_timeout(fresh):
     c = fresh(claude_keys=[], timeouts={"first-byte-seconds": 1, "idle-seconds": 5})
     with pytest.raises(cliproxy.TimeoutError) as e:

@@ -21,6 +21,9 @@ class Error(Exception):
     - ``credential``: the id (never the secret) of the credential involved, e.g. ``"claude:key-0"``.
     - ``model``: the model involved.
     - ``code``: the OpenAI-style error code (``"model_cooldown"``, ``"invalid_api_key"``, ...).
+    - ``fault``: whose fault it is: ``"client"`` (the request or key), ``"upstream"`` or ``"ours"``.
+
+    Where the core knows what caused the error (a refused connection, say), it is the exception's ``__cause__``.
     """
 
     kind: str = "error"
@@ -35,6 +38,7 @@ class Error(Exception):
         credential: Optional[str] = None,
         model: Optional[str] = None,
         code: Optional[str] = None,
+        fault: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -45,6 +49,7 @@ class Error(Exception):
         self.credential = credential
         self.model = model
         self.code = code
+        self.fault = fault
 
     def __str__(self) -> str:
         return self.message
