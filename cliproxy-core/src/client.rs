@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::config::{Config, RateLimit};
 use crate::credential::CredentialState;
-use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat};
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, gemini, openai_chat};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
 use crate::passthrough::Peek;
@@ -43,11 +43,26 @@ pub struct ProxyRequest {
     pub headers: http::HeaderMap,
     /// The client key that authenticated the request, for per-key rate limits.
     pub client_key: Option<String>,
+    /// What the URL says, for a dialect whose body names neither model nor streaming (Gemini).
+    pub url: Option<UrlTarget>,
+}
+
+/// The model and the streaming choice a request's URL names (`/v1beta/models/{model}:streamGenerateContent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTarget {
+    pub model: String,
+    pub stream: bool,
 }
 
 impl ProxyRequest {
     pub fn new(dialect: Dialect, body: impl Into<Bytes>) -> Self {
-        ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None }
+        ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None, url: None }
+    }
+
+    /// A Gemini `generateContent` (`stream: false`) or `streamGenerateContent` request for `model`.
+    pub fn gemini(model: impl Into<String>, stream: bool, body: impl Into<Bytes>) -> Self {
+        let url = Some(UrlTarget { model: model.into(), stream });
+        ProxyRequest { url, ..Self::new(Dialect::Gemini, body) }
     }
 }
 
@@ -257,7 +272,10 @@ impl Client {
     }
 
     pub async fn send(&self, request: ProxyRequest) -> Result<Reply> {
-        let peek = Peek::parse(&request.body, request.dialect)?;
+        let peek = match &request.url {
+            Some(url) if request.dialect == Dialect::Gemini => Peek::from_url(&request.body, &url.model, url.stream)?,
+            _ => Peek::parse(&request.body, request.dialect)?,
+        };
         let estimate = estimate_tokens(&request.body);
         let (client_key, client_limit) = self.client_limit(request.client_key.as_deref());
         let now = self.now();
@@ -679,6 +697,35 @@ impl Client {
         let n = crate::tokens::count_request(&ir);
         Ok(Bytes::from(format!("{{\"input_tokens\":{n}}}")))
     }
+
+    /// Gemini `countTokens` for `model` (from the URL): the body (`{"contents":…}` or
+    /// `{"generateContentRequest":…}`) is counted as [`Client::count_tokens`] counts its Messages equivalent,
+    /// and answered as `{"totalTokens":N}`.
+    pub async fn count_gemini_tokens(&self, model: &str, body: Bytes, headers: http::HeaderMap) -> Result<Bytes> {
+        let ir = gemini::parse_count_request(&body, model)?;
+        // Only what the count depends on: `count_tokens` endpoints reject generation settings.
+        let counted = ChatRequest {
+            model: ir.model,
+            system: ir.system,
+            messages: ir.messages,
+            tools: ir.tools,
+            ..ChatRequest::default()
+        };
+        let mut messages: serde_json::Value =
+            serde_json::from_slice(&anthropic::encode_request(&counted)).expect("encoded requests are JSON");
+        if let Some(o) = messages.as_object_mut() {
+            o.remove("max_tokens");
+        }
+        let answer = self.count_tokens(Bytes::from(messages.to_string()), headers).await?;
+        #[derive(Deserialize)]
+        struct Counted {
+            input_tokens: u64,
+        }
+        let n = serde_json::from_slice::<Counted>(&answer)
+            .map_err(|e| Error::upstream(None, format!("the upstream sent an unreadable token count: {e}")))?
+            .input_tokens;
+        Ok(Bytes::from(gemini::encode_count_response(n)))
+    }
 }
 
 /// The request as routing sees it: the raw body, its peeked fields and (only if a translation needs it) the
@@ -694,7 +741,10 @@ struct Prepared {
 
 impl Prepared {
     fn ir(&self) -> Result<&ChatRequest, Failure> {
-        let parsed = self.ir.get_or_init(|| self.request.dialect.parse_request(&self.request.body));
+        let parsed = self.ir.get_or_init(|| match self.request.dialect {
+            Dialect::Gemini => gemini::parse_request(&self.request.body, &self.peek.model, self.peek.stream),
+            dialect => dialect.parse_request(&self.request.body),
+        });
         parsed.as_ref().map_err(|e| Failure::Fatal(e.clone()))
     }
 }
@@ -930,6 +980,16 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
             }
             Ok(true)
         }
+        Dialect::Gemini => {
+            let data = ev.data.trim_start().as_bytes();
+            if data.starts_with(b"{\"error\"") {
+                return Err(gemini::parse_stream_error(data));
+            }
+            if let Some(seen) = gemini::usage_of(data) {
+                merge_usage(usage, &seen);
+            }
+            Ok(true)
+        }
     }
 }
 
@@ -952,6 +1012,7 @@ fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
                 ..Default::default()
             })
         }
+        Dialect::Gemini => gemini::usage_of(body),
     }
 }
 

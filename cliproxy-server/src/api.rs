@@ -1,5 +1,5 @@
 //! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`,
-//! and `/healthz`.
+//! and `/healthz`; the request path every front shares (the Gemini front is in [`crate::gemini`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use cliproxy_core::client::{ProxyRequest, Reply};
+use cliproxy_core::client::{ProxyRequest, Reply, UrlTarget};
 use cliproxy_core::dialects::Dialect;
 use cliproxy_core::{Error, ErrorKind};
 use http_body_util::BodyExt;
@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::ClientAuth;
-use crate::render::{self, ApiError};
+use crate::render::{self, ApiError, Framing};
 
 type S = State<Arc<AppState>>;
 
@@ -38,16 +38,31 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-async fn chat(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(state, Dialect::OpenAiChat, headers, uri, body).await
+async fn chat(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    proxy(&state, Front::body(Dialect::OpenAiChat), headers, uri, body).await
 }
 
-async fn messages(state: S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(state, Dialect::Anthropic, headers, uri, body).await
+async fn messages(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    proxy(&state, Front::body(Dialect::Anthropic), headers, uri, body).await
+}
+
+/// How a route is answered: its dialect, what its URL says (for dialects whose body does not name the model)
+/// and how a streamed answer is framed.
+pub(crate) struct Front {
+    pub dialect: Dialect,
+    pub url: Option<UrlTarget>,
+    pub framing: Framing,
+}
+
+impl Front {
+    /// A dialect whose body says everything, streamed as SSE.
+    fn body(dialect: Dialect) -> Self {
+        Front { dialect, url: None, framing: Framing::Sse }
+    }
 }
 
 /// Authenticates the caller; `Ok(key)` carries the client key for per-key rate limits.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &AppState,
     dialect: Dialect,
     headers: &HeaderMap,
@@ -60,7 +75,7 @@ fn authenticate(
             dialect,
             Error::new(
                 ErrorKind::Authentication,
-                "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                "Missing API key: send it as `Authorization: Bearer <key>`, `x-api-key: <key>`, `x-goog-api-key: <key>` or `?key=<key>`",
             )
             .with_code("missing_api_key"),
         )),
@@ -72,7 +87,7 @@ fn authenticate(
 }
 
 /// Reads the body up to the configured limit; larger bodies get 413 in the caller's dialect.
-async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.body_limit;
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -89,23 +104,37 @@ async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Byt
     }
 }
 
-async fn proxy(State(state): S, dialect: Dialect, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    let client_key = match authenticate(&state, dialect, &headers, &uri) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let body = match read_body(&state, dialect, body).await {
+async fn proxy(state: &AppState, front: Front, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    match authenticate(state, front.dialect, &headers, &uri) {
+        Ok(client_key) => forward(state, front, client_key, headers, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Sends an authenticated request through the client and renders its answer.
+pub(crate) async fn forward(
+    state: &AppState,
+    front: Front,
+    client_key: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let dialect = front.dialect;
+    let body = match read_body(state, dialect, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let request = ProxyRequest { dialect, body, headers, client_key };
+    // Streaming decides its own framing; a non-streaming request may get whitespace keepalives.
+    let streaming = match &front.url {
+        Some(url) => url.stream,
+        None => cliproxy_core::passthrough::Peek::parse(&body, dialect).is_ok_and(|p| p.stream),
+    };
+    let request = ProxyRequest { dialect, body, headers, client_key, url: front.url };
     let config = state.client.config();
     let keepalive = config.nonstream_keepalive_interval;
     let stream_keepalive =
         (config.streaming.keepalive_seconds > 0).then(|| Duration::from_secs(config.streaming.keepalive_seconds));
-    // Streaming decides its own framing; a non-streaming request may get whitespace keepalives.
-    let streaming = || cliproxy_core::passthrough::Peek::parse(&request.body, dialect).is_ok_and(|p| p.stream);
-    if keepalive > 0 && !streaming() {
+    if keepalive > 0 && !streaming {
         let client = state.client.clone();
         let fut = async move {
             match client.send(request).await? {
@@ -117,7 +146,7 @@ async fn proxy(State(state): S, dialect: Dialect, headers: HeaderMap, uri: Uri, 
     }
     match state.client.send(request).await {
         Ok(Reply::Json { body, .. }) => render::json(body),
-        Ok(Reply::Stream(events)) => render::sse(dialect, events, stream_keepalive),
+        Ok(Reply::Stream(events)) => render::stream(front.framing, dialect, events, stream_keepalive),
         Err(e) => ApiError::new(dialect, e).into_response(),
     }
 }
@@ -148,12 +177,22 @@ fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
         Dialect::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
+        Dialect::Gemini => json!({
+            "name": format!("models/{id}"),
+            "displayName": id,
+            "description": format!("{id}, served by {owner}"),
+            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        }),
     }
 }
 
 async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
-    let dialect = listing_dialect(&headers);
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
+    list_models(&state, listing_dialect(&headers), &headers, &uri)
+}
+
+/// Every model, in the list shape of `dialect`.
+pub(crate) fn list_models(state: &AppState, dialect: Dialect, headers: &HeaderMap, uri: &Uri) -> Response {
+    if let Err(e) = authenticate(state, dialect, headers, uri) {
         return e.into_response();
     }
     let list = state.client.models();
@@ -166,19 +205,24 @@ async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
             "first_id": list.first().map(|m| m.id.as_str()),
             "last_id": list.last().map(|m| m.id.as_str()),
         }),
+        Dialect::Gemini => json!({"models": data}),
     };
     axum::Json(body).into_response()
 }
 
 async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    let dialect = listing_dialect(&headers);
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
+    describe_model(&state, listing_dialect(&headers), &id, &headers, &uri)
+}
+
+/// One model, in the shape of `dialect`; 404 when no credential serves it.
+pub(crate) fn describe_model(state: &AppState, dialect: Dialect, id: &str, headers: &HeaderMap, uri: &Uri) -> Response {
+    if let Err(e) = authenticate(state, dialect, headers, uri) {
         return e.into_response();
     }
     let listed = state.client.models().into_iter().find(|m| m.id == id);
     match listed {
         Some(m) => axum::Json(model_object(dialect, &m.id, &m.providers.join(","))).into_response(),
-        None if state.client.has_model(&id) => axum::Json(model_object(dialect, &id, "cliproxy")).into_response(),
-        None => ApiError::new(dialect, Error::model_not_found(&id)).into_response(),
+        None if state.client.has_model(id) => axum::Json(model_object(dialect, id, "cliproxy")).into_response(),
+        None => ApiError::new(dialect, Error::model_not_found(id)).into_response(),
     }
 }

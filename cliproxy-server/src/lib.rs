@@ -1,10 +1,12 @@
-//! The cliproxy reference server: OpenAI- and Anthropic-compatible HTTP endpoints over a core [`Client`].
+//! The cliproxy reference server: OpenAI-, Anthropic- and Gemini-compatible HTTP endpoints over a core
+//! [`Client`].
 //!
 //! Thin by design: routes parse nothing beyond what authentication needs, hand the body to the core and render
 //! its answer. The bindings start this same server in-process through [`serve`].
 
 pub mod api;
 pub mod auth;
+pub mod gemini;
 pub mod kiro_ui;
 pub mod login;
 pub mod management;
@@ -112,6 +114,7 @@ pub async fn serve_client(client: Client, listener: TcpListener) -> Result<Serve
 /// All routes, with CORS and request logging around them.
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
+        .merge(gemini::routes())
         .merge(management::routes())
         .merge(login::routes())
         .merge(kiro_ui::routes())

@@ -1,5 +1,6 @@
 //! Rendering core results onto HTTP: errors in the dialect of the endpoint that was called, and streamed
-//! replies as SSE with keepalive comments. This is the server's one mapping of `cliproxy_core::Error`.
+//! replies as SSE (or, for Gemini clients that ask for it, a streamed JSON array) with keepalives. This is
+//! the server's one mapping of `cliproxy_core::Error`.
 
 use std::time::Duration;
 
@@ -25,13 +26,19 @@ impl ApiError {
     }
 }
 
+/// The JSON error body of `dialect`.
+fn error_body(dialect: Dialect, e: &Error) -> Vec<u8> {
+    match dialect {
+        Dialect::OpenAiChat => e.openai_body(),
+        Dialect::Anthropic => e.anthropic_body(),
+        Dialect::Gemini => e.google_body(),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = &self.error;
-        let body = match self.dialect {
-            Dialect::OpenAiChat => e.openai_body(),
-            Dialect::Anthropic => e.anthropic_body(),
-        };
+        let body = error_body(self.dialect, e);
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         let h = resp.headers_mut();
@@ -69,7 +76,7 @@ where
             r = &mut fut => {
                 let body = match r {
                     Ok(b) => b,
-                    Err(e) => Bytes::from(match dialect { Dialect::OpenAiChat => e.openai_body(), Dialect::Anthropic => e.anthropic_body() }),
+                    Err(e) => Bytes::from(error_body(dialect, &e)),
                 };
                 Some((Ok::<_, std::convert::Infallible>(body), None))
             }
@@ -79,45 +86,91 @@ where
     ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
 }
 
-/// Streams `events` as SSE. A failure after the stream started becomes an error event in the caller's dialect;
-/// silences longer than `keepalive` (if set) get an SSE comment.
-pub fn sse(dialect: Dialect, events: EventStream, keepalive: Option<Duration>) -> Response {
-    let frames = events.map(move |item| {
-        let mut buf = Vec::with_capacity(256);
-        match item {
-            Ok(Event { event, data }) => encode_event(event.as_deref(), &data, &mut buf),
-            Err(e) => {
-                tracing::warn!(error = %e, "stream failed after it started");
-                let (name, data) = match dialect {
-                    Dialect::OpenAiChat => (None, e.openai_body()),
-                    Dialect::Anthropic => (Some("error"), e.anthropic_body()),
-                };
-                encode_event(name, std::str::from_utf8(&data).unwrap_or_default(), &mut buf);
-            }
+/// How a streamed answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events.
+    Sse,
+    /// One JSON array whose elements are the events' data, written as they come (Gemini's
+    /// `streamGenerateContent` with `alt=json`).
+    JsonArray,
+}
+
+/// Streams `events` in `framing`. A failure after the stream started becomes the dialect's error event;
+/// silences longer than `keepalive` (if set) get a keepalive the framing and dialect allow.
+pub fn stream(framing: Framing, dialect: Dialect, events: EventStream, keepalive: Option<Duration>) -> Response {
+    let data = move |item: Result<Event, Error>| match item {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error = %e, "stream failed after it started");
+            Event::from(dialect.error_event(&e))
         }
-        Ok::<Bytes, std::convert::Infallible>(Bytes::from(buf))
-    });
+    };
+    let (frames, content_type) = match framing {
+        Framing::Sse => {
+            let frames = events.map(move |item| {
+                let Event { event, data } = data(item);
+                let mut buf = Vec::with_capacity(data.len() + 32);
+                encode_event(event.as_deref(), &data, &mut buf);
+                Ok::<Bytes, std::convert::Infallible>(Bytes::from(buf))
+            });
+            (frames.boxed(), "text/event-stream")
+        }
+        Framing::JsonArray => {
+            let frames =
+                futures::stream::unfold((events, false, false), move |(mut events, opened, closed)| async move {
+                    if closed {
+                        return None;
+                    }
+                    let frame = match events.next().await {
+                        Some(item) => {
+                            let mut buf = Vec::from(if opened { &b",\r\n"[..] } else { b"[" });
+                            buf.extend_from_slice(data(item).data.as_bytes());
+                            return Some((Ok(Bytes::from(buf)), (events, true, false)));
+                        }
+                        None if opened => Bytes::from_static(b"]"),
+                        None => Bytes::from_static(b"[]"),
+                    };
+                    Some((Ok::<Bytes, std::convert::Infallible>(frame), (events, opened, true)))
+                });
+            (frames.boxed(), "application/json")
+        }
+    };
     let body = match keepalive {
-        Some(every) => Body::from_stream(with_keepalive(frames, every)),
+        Some(every) => Body::from_stream(with_keepalive(frames, every, keepalive_frame(framing, dialect))),
         None => Body::from_stream(frames),
     };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }
 
-/// Interleaves `: keepalive` comments whenever `inner` is silent for `every`.
-fn with_keepalive<S>(inner: S, every: Duration) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>>
+/// What keeps a silent stream alive: an SSE comment, except where the client would read it as data. Gemini
+/// SDKs parse every line that is not `data:` as JSON, so Gemini streams get a blank line, which SSE parsers
+/// skip and which is whitespace inside a JSON array.
+fn keepalive_frame(framing: Framing, dialect: Dialect) -> &'static [u8] {
+    match (framing, dialect) {
+        (Framing::JsonArray, _) | (Framing::Sse, Dialect::Gemini) => b"\n",
+        (Framing::Sse, Dialect::OpenAiChat | Dialect::Anthropic) => b": keepalive\n\n",
+    }
+}
+
+/// Interleaves `frame` whenever `inner` is silent for `every`.
+fn with_keepalive<S>(
+    inner: S,
+    every: Duration,
+    frame: &'static [u8],
+) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>>
 where
     S: Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
 {
     futures::stream::unfold(Box::pin(inner), move |mut inner| async move {
         tokio::select! {
             next = inner.next() => next.map(|item| (item, inner)),
-            () = tokio::time::sleep(every) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), inner)),
+            () = tokio::time::sleep(every) => Some((Ok(Bytes::from_static(frame)), inner)),
         }
     })
 }

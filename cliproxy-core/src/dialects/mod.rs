@@ -11,6 +11,7 @@
 //! Nothing here does I/O. [`Dialect`] dispatches to either module for callers that hold the dialect as data.
 
 pub mod anthropic;
+pub mod gemini;
 pub(crate) mod json;
 pub mod openai_chat;
 #[cfg(test)]
@@ -31,6 +32,8 @@ pub enum Dialect {
     OpenAiChat,
     /// Anthropic Messages (`/v1/messages`).
     Anthropic,
+    /// Gemini `generateContent` (`/v1beta/models/{model}:generateContent`); the model is in the URL.
+    Gemini,
 }
 
 impl Dialect {
@@ -39,6 +42,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => "openai-chat",
             Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
         }
     }
 
@@ -46,6 +50,10 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_request(body),
             Dialect::Anthropic => anthropic::parse_request(body),
+            // The body lacks what routing needs: see `gemini::parse_request`.
+            Dialect::Gemini => Err(Error::invalid_request(
+                "a Gemini request names its model in the URL (/v1beta/models/{model}:generateContent), not in the body",
+            )),
         }
     }
 
@@ -53,6 +61,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::encode_request(req),
             Dialect::Anthropic => anthropic::encode_request(req),
+            Dialect::Gemini => gemini::encode_request(req),
         }
     }
 
@@ -60,6 +69,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_response(body),
             Dialect::Anthropic => anthropic::parse_response(body),
+            Dialect::Gemini => gemini::parse_response(body),
         }
     }
 
@@ -67,6 +77,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::encode_response(resp, model),
             Dialect::Anthropic => anthropic::encode_response(resp, model),
+            Dialect::Gemini => gemini::encode_response(resp, model),
         }
     }
 
@@ -74,6 +85,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_error(status, body),
             Dialect::Anthropic => anthropic::parse_error(status, body),
+            Dialect::Gemini => gemini::parse_error(status, body),
         }
     }
 
@@ -81,6 +93,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::error_event(err),
             Dialect::Anthropic => anthropic::error_event(err),
+            Dialect::Gemini => gemini::error_event(err),
         }
     }
 
@@ -88,6 +101,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => AnyStreamParser::OpenAiChat(openai_chat::StreamParser::new()),
             Dialect::Anthropic => AnyStreamParser::Anthropic(anthropic::StreamParser::new()),
+            Dialect::Gemini => AnyStreamParser::Gemini(gemini::StreamParser::new()),
         }
     }
 
@@ -96,6 +110,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => AnyStreamEncoder::OpenAiChat(openai_chat::StreamEncoder::new(model, include_usage)),
             Dialect::Anthropic => AnyStreamEncoder::Anthropic(anthropic::StreamEncoder::new(model)),
+            Dialect::Gemini => AnyStreamEncoder::Gemini(gemini::StreamEncoder::new(model)),
         }
     }
 }
@@ -120,6 +135,7 @@ impl OutEvent {
 pub enum AnyStreamParser {
     OpenAiChat(openai_chat::StreamParser),
     Anthropic(anthropic::StreamParser),
+    Gemini(gemini::StreamParser),
 }
 
 impl AnyStreamParser {
@@ -127,6 +143,7 @@ impl AnyStreamParser {
         match self {
             AnyStreamParser::OpenAiChat(p) => p.push(ev, out),
             AnyStreamParser::Anthropic(p) => p.push(ev, out),
+            AnyStreamParser::Gemini(p) => p.push(ev, out),
         }
     }
 
@@ -134,6 +151,7 @@ impl AnyStreamParser {
         match self {
             AnyStreamParser::OpenAiChat(p) => p.finish(out),
             AnyStreamParser::Anthropic(p) => p.finish(out),
+            AnyStreamParser::Gemini(p) => p.finish(out),
         }
     }
 }
@@ -143,6 +161,7 @@ impl AnyStreamParser {
 pub enum AnyStreamEncoder {
     OpenAiChat(openai_chat::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
+    Gemini(gemini::StreamEncoder),
 }
 
 impl AnyStreamEncoder {
@@ -150,6 +169,7 @@ impl AnyStreamEncoder {
         match self {
             AnyStreamEncoder::OpenAiChat(e) => e.push(ev, out),
             AnyStreamEncoder::Anthropic(e) => e.push(ev, out),
+            AnyStreamEncoder::Gemini(e) => e.push(ev, out),
         }
     }
 
@@ -157,6 +177,7 @@ impl AnyStreamEncoder {
         match self {
             AnyStreamEncoder::OpenAiChat(e) => e.finish(out),
             AnyStreamEncoder::Anthropic(e) => e.finish(out),
+            AnyStreamEncoder::Gemini(e) => e.finish(out),
         }
     }
 }

@@ -1,0 +1,1614 @@
+//! Gemini `generateContent`: the client dialect of `/v1beta/models/{model}:generateContent` (and
+//! `:streamGenerateContent`, `:countTokens`) and the wire format of Gemini upstreams.
+//!
+//! A Gemini body names neither its model nor whether it streams: the URL does, so [`parse_request`] takes
+//! both from the caller. Mapping decisions (the IR is described in [`crate::types`]):
+//! - Keys are read in the API's camelCase and in the snake_case its JSON parser also accepts
+//!   (`system_instruction`, `inline_data`, `mime_type`, …); encodings write camelCase.
+//! - Roles: `user` (or none, or the legacy `function`/`tool` of function-response turns) and `model`.
+//!   `systemInstruction` text parts are the system prompt; other parts there are rejected.
+//! - Parts: `text`; `inlineData`/`fileData` of images become images (base64 / URL), other media stay opaque,
+//!   for a Gemini upstream only, as do `executableCode`, `codeExecutionResult` and parts added later.
+//! - Thoughts: consecutive `thought: true` parts form one thinking part, signed by their `thoughtSignature`.
+//!   A signature on any other part (Gemini signs function calls) becomes an empty signed thinking part just
+//!   before it, and encodings put it back on that part. Unsigned thinking (from OpenAI-style models) is left
+//!   out of requests; Anthropic's redacted thinking has no Gemini form and is left out everywhere.
+//! - Tool-call ids: Gemini clients may leave them out. A call without one gets `call_<n>`; a
+//!   `functionResponse` without one answers the earliest unanswered call of its name. Encodings always write
+//!   the id, so clients that echo it are matched exactly.
+//! - `functionResponse.response`: `{"output": x}` / `{"error": x}` (Google's convention) give the result text
+//!   and the error flag; any other object is the result, as JSON text. Encoding writes a result that is one
+//!   JSON object as the response itself and other text as `{"output": …}` (`{"error": …}` for errors).
+//! - Tools: `functionDeclarations` become tools. `parameters` (Gemini's OpenAPI subset, whose types may be
+//!   upper case) becomes JSON Schema by lower-casing the types; `parametersJsonSchema` is taken as it is, and
+//!   is what encodings write. Other tools (`googleSearch`, `codeExecution`, …) are provider-defined, for a
+//!   Gemini upstream only.
+//! - `toolConfig.functionCallingConfig.mode`: AUTO (and VALIDATED) ⇄ auto, NONE ⇄ none, ANY ⇄ required; ANY
+//!   with one allowed function ⇄ that tool, with several it keeps only the allowed tools.
+//! - `generationConfig`: `maxOutputTokens`, `temperature`, `topP`, `topK`, `stopSequences` map one to one; the
+//!   rest (`candidateCount`, `responseMimeType`, `responseSchema`, penalties, `seed`, …) is kept for a Gemini
+//!   upstream only (only the first candidate is ever answered).
+//! - `thinkingConfig`: `thinkingLevel` is an effort; `thinkingBudget` N > 0 a budget, 0 turns thinking off
+//!   (effort `none`), −1 (dynamic) and `includeThoughts` alone read as effort `medium`, the level every
+//!   upstream takes. Encoding writes a `thinkingBudget` (efforts through the shared effort table: every
+//!   thinking Gemini model takes a budget, not every one a level) and `includeThoughts` when thinking is on.
+//! - Cache hints, `parallel_tool_calls` and `user` have no Gemini form and are not written.
+//! - finishReason: STOP ⇄ end of turn, or tool use when the answer calls a function (Gemini has no reason of
+//!   its own for it); MAX_TOKENS ⇄ max tokens; SAFETY and the other filter reasons ⇄ content filter. Refusals
+//!   are written as SAFETY, reasons Gemini does not define as OTHER.
+//! - Usage: `promptTokenCount` includes the cached prompt (`cachedContentTokenCount`) and
+//!   `candidatesTokenCount` excludes the thoughts (`thoughtsTokenCount`), so input = prompt − cached and
+//!   output = candidates + thoughts. Encoding writes every prompt token (cache writes included) as the prompt
+//!   and total = prompt + output.
+//! - Streams are `data:` chunks, each a whole `GenerateContentResponse`, with no `[DONE]`: the end of the body
+//!   ends the answer. Function calls arrive whole; the finish reason and usage come with the last chunks.
+//! - Errors are Google's `{"error":{"code","message","status","details"}}`.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::json::{self, Kind, Obj, Path, Str};
+use super::{Dialect, OutEvent, effort_budget, error_snippet, image_from_url, to_json, to_json_string, upstream_error};
+use crate::error::{Error, ErrorKind};
+use crate::stream::sse::SseEvent;
+use crate::types::{
+    BlockKind, ChatRequest, ChatResponse, ContentPart, ImageSource, Message, Opaque, Reasoning, Role, StopReason,
+    StreamEvent, Tool, ToolChoice, Usage,
+};
+
+/// Nested objects whose unmodelled fields are kept in [`ChatRequest::extra`] under their own key and merged
+/// back by the encoder, which writes the modelled ones itself.
+const NESTED: [&str; 2] = ["generationConfig", "toolConfig"];
+
+// =========================================================================================================
+// Keys
+
+/// A key in camelCase: the API's JSON parser takes `inline_data` for `inlineData`.
+fn camel(key: &str) -> Cow<'_, str> {
+    if !key.contains('_') {
+        return Cow::Borrowed(key);
+    }
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The value of a field named `name` (camelCase) in either spelling; the last wins, `null` is absent.
+fn field<'a>(o: &Obj<'a>, name: &str) -> Option<&'a RawValue> {
+    o.fields().filter(|(k, _)| camel(k) == name).map(|(_, v)| v).last().filter(|v| json::kind(v) != Kind::Null)
+}
+
+fn string_field<'a>(o: &Obj<'a>, name: &str, path: &Path<'_>) -> Result<Option<Cow<'a, str>>, Error> {
+    field(o, name).map(|raw| json::string(raw, &path.key(name))).transpose()
+}
+
+// =========================================================================================================
+// Parts: shared by requests, answers and stream chunks
+
+/// One part as read, before it becomes IR parts (requests, answers) or stream events.
+struct PartIn<'a> {
+    data: DataIn<'a>,
+    thought: bool,
+    signature: Option<Cow<'a, str>>,
+}
+
+enum DataIn<'a> {
+    Text(Cow<'a, str>),
+    /// No data: a thought part carrying only its signature.
+    Empty,
+    Image(ImageSource),
+    Call {
+        id: Option<Cow<'a, str>>,
+        name: Cow<'a, str>,
+        args: Option<&'a RawValue>,
+    },
+    Response {
+        id: Option<Cow<'a, str>>,
+        name: Cow<'a, str>,
+        response: Option<&'a RawValue>,
+        media: Vec<ContentPart>,
+    },
+    Opaque(Value),
+}
+
+fn read_part<'a>(raw: &'a RawValue, path: &Path<'_>) -> Result<PartIn<'a>, Error> {
+    let o = Obj::read(raw, path)?;
+    let (mut thought, mut signature, mut data) = (false, None, None);
+    for (key, v) in o.fields() {
+        if json::kind(v) == Kind::Null {
+            continue;
+        }
+        let p = path.key(key);
+        let d = match camel(key).as_ref() {
+            "thought" => {
+                thought = json::boolean(v, &p)?;
+                continue;
+            }
+            "thoughtSignature" => {
+                signature = Some(json::string(v, &p)?).filter(|s| !s.is_empty());
+                continue;
+            }
+            "text" => DataIn::Text(json::string(v, &p)?),
+            "inlineData" | "fileData" => match read_media(v, &p)? {
+                Some(source) => DataIn::Image(source),
+                None => DataIn::Opaque(json::value(raw, path)?),
+            },
+            "functionCall" => {
+                let c = Obj::read(v, &p)?;
+                let name =
+                    string_field(&c, "name", &p)?.ok_or_else(|| p.key("name").invalid("missing; expected a string"))?;
+                DataIn::Call { id: string_field(&c, "id", &p)?, name, args: field(&c, "args") }
+            }
+            "functionResponse" => {
+                let r = Obj::read(v, &p)?;
+                let name =
+                    string_field(&r, "name", &p)?.ok_or_else(|| p.key("name").invalid("missing; expected a string"))?;
+                let media = match field(&r, "parts") {
+                    Some(parts) => read_media_parts(parts, &p.key("parts"))?,
+                    None => Vec::new(),
+                };
+                DataIn::Response { id: string_field(&r, "id", &p)?, name, response: field(&r, "response"), media }
+            }
+            // Metadata (`videoMetadata`, `partMetadata`, `mediaResolution`) and data kinds the IR does not model.
+            _ => continue,
+        };
+        if data.is_some() {
+            return Err(path.invalid(
+                "a part holds one of text, inlineData, fileData, functionCall or functionResponse, not several",
+            ));
+        }
+        data = Some(d);
+    }
+    let data = match data {
+        Some(d) => d,
+        None if thought || signature.is_some() => DataIn::Empty,
+        None => DataIn::Opaque(json::value(raw, path)?),
+    };
+    Ok(PartIn { data, thought, signature })
+}
+
+/// `inlineData {mimeType, data}` or `fileData {mimeType, fileUri}`: an image source, or `None` for other
+/// media (documents, audio, video), which only Gemini reads.
+fn read_media(raw: &RawValue, path: &Path<'_>) -> Result<Option<ImageSource>, Error> {
+    let o = Obj::read(raw, path)?;
+    let mime = string_field(&o, "mimeType", path)?;
+    let Some(mime) = mime.filter(|m| m.starts_with("image/")) else { return Ok(None) };
+    if let Some(data) = string_field(&o, "data", path)? {
+        return Ok(Some(ImageSource::Base64 { media_type: mime.into_owned(), data: data.into_owned() }));
+    }
+    let uri =
+        string_field(&o, "fileUri", path)?.ok_or_else(|| path.key("data").invalid("missing; expected a string"))?;
+    Ok(Some(image_from_url(&uri)))
+}
+
+/// The `parts` of a `functionResponse`: images, as tool-result content; other media are left out.
+fn read_media_parts(raw: &RawValue, path: &Path<'_>) -> Result<Vec<ContentPart>, Error> {
+    let mut out = Vec::new();
+    for (i, item) in json::array(raw, path, "an array of parts")?.into_iter().enumerate() {
+        let p = path.index(i);
+        let o = Obj::read(item, &p)?;
+        for (key, v) in o.fields() {
+            if matches!(camel(key).as_ref(), "inlineData" | "fileData")
+                && json::kind(v) != Kind::Null
+                && let Some(source) = read_media(v, &p.key(key))?
+            {
+                out.push(ContentPart::Image { source, detail: None, cache_control: None });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_parts<'a>(raw: &'a RawValue, path: &Path<'_>) -> Result<Vec<PartIn<'a>>, Error> {
+    json::array(raw, path, "an array of parts")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| read_part(p, &path.index(i)))
+        .collect()
+}
+
+/// Tool-call ids across one request or answer (see the module docs).
+#[derive(Debug, Default)]
+struct CallIds {
+    /// Every call seen: id, name, answered.
+    calls: Vec<(String, String, bool)>,
+    generated: usize,
+}
+
+impl CallIds {
+    /// The id of a call: its own, or a new one.
+    fn call(&mut self, id: Option<Cow<'_, str>>, name: &str) -> String {
+        let id = match id.filter(|i| !i.is_empty()) {
+            Some(id) => id.into_owned(),
+            None => self.fresh(),
+        };
+        self.calls.push((id.clone(), name.to_owned(), false));
+        id
+    }
+
+    /// The id of the call a response answers: its own, else the earliest unanswered call of that name.
+    fn response(&mut self, id: Option<Cow<'_, str>>, name: &str) -> String {
+        if let Some(id) = id.filter(|i| !i.is_empty()) {
+            if let Some(c) = self.calls.iter_mut().find(|c| c.0 == id) {
+                c.2 = true;
+            }
+            return id.into_owned();
+        }
+        match self.calls.iter_mut().find(|c| !c.2 && c.1 == name) {
+            Some(c) => {
+                c.2 = true;
+                c.0.clone()
+            }
+            None => self.fresh(),
+        }
+    }
+
+    fn fresh(&mut self) -> String {
+        loop {
+            self.generated += 1;
+            let id = format!("call_{}", self.generated);
+            if !self.calls.iter().any(|c| c.0 == id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// Appends a part read from a request or an answer to `out` (see the module docs for thoughts).
+fn push_part(part: PartIn<'_>, ids: &mut CallIds, path: &Path<'_>, out: &mut Vec<ContentPart>) -> Result<(), Error> {
+    let signature = part.signature.map(Cow::into_owned);
+    if part.thought && matches!(part.data, DataIn::Text(_) | DataIn::Empty) {
+        let text = match part.data {
+            DataIn::Text(t) => t,
+            _ => Cow::Borrowed(""),
+        };
+        if let Some(ContentPart::Thinking { text: t, signature: s @ None }) = out.last_mut() {
+            t.push_str(&text);
+            *s = signature;
+        } else {
+            out.push(ContentPart::Thinking { text: text.into_owned(), signature });
+        }
+        return Ok(());
+    }
+    if signature.is_some() {
+        out.push(ContentPart::Thinking { text: String::new(), signature });
+    }
+    let part = match part.data {
+        DataIn::Text(text) => ContentPart::text(text),
+        DataIn::Empty => return Ok(()),
+        DataIn::Image(source) => ContentPart::Image { source, detail: None, cache_control: None },
+        DataIn::Call { id, name, args } => {
+            let input = match args {
+                Some(a) => json::value(a, &path.key("functionCall").key("args"))?,
+                None => Value::Object(Map::new()),
+            };
+            ContentPart::tool_use(ids.call(id, &name), name, input)
+        }
+        DataIn::Response { id, name, response, mut media } => {
+            let (mut content, is_error) = match response {
+                Some(r) => tool_result(r, &path.key("functionResponse").key("response"))?,
+                None => (Vec::new(), false),
+            };
+            content.append(&mut media);
+            ContentPart::tool_result(ids.response(id, &name), content, is_error)
+        }
+        DataIn::Opaque(value) => ContentPart::Opaque(Opaque { dialect: Dialect::Gemini, value }),
+    };
+    out.push(part);
+    Ok(())
+}
+
+/// A `functionResponse.response` as tool-result content and error flag (see the module docs).
+fn tool_result(raw: &RawValue, path: &Path<'_>) -> Result<(Vec<ContentPart>, bool), Error> {
+    let text = |v: &RawValue| -> Result<String, Error> {
+        match json::kind(v) {
+            Kind::String => json::string(v, path).map(Cow::into_owned),
+            _ => Ok(json::value(v, path)?.to_string()),
+        }
+    };
+    let (text, is_error) = match json::kind(raw) {
+        Kind::Object => {
+            let o = Obj::read(raw, path)?;
+            let mut fields = o.fields().filter(|(_, v)| json::kind(v) != Kind::Null);
+            match (fields.next(), fields.next()) {
+                (Some(("output", v)), None) => (text(v)?, false),
+                (Some(("error", v)), None) => (text(v)?, true),
+                _ => (text(raw)?, false),
+            }
+        }
+        _ => (text(raw)?, false),
+    };
+    Ok((if text.is_empty() { Vec::new() } else { vec![ContentPart::text(text)] }, is_error))
+}
+
+// =========================================================================================================
+// Requests: client body → IR
+
+/// Parses and validates a client's `generateContent` body. `model` and `stream` come from the URL
+/// (`/v1beta/models/{model}:generateContent` or `:streamGenerateContent`).
+pub fn parse_request(body: &[u8], model: &str, stream: bool) -> Result<ChatRequest, Error> {
+    let root = Path::Root;
+    let obj = Obj::from_body(body)?;
+    if model.is_empty() {
+        return Err(Error::invalid_request("the model named in the URL (models/{model}:…) must not be empty"));
+    }
+    let mut req =
+        ChatRequest { model: model.to_owned(), stream, source: Some(Dialect::Gemini), ..ChatRequest::default() };
+    let mut allowed: Option<Vec<String>> = None;
+    let mut contents = None;
+    for (key, raw) in obj.fields() {
+        if json::kind(raw) == Kind::Null {
+            continue;
+        }
+        let path = root.key(key);
+        match camel(key).as_ref() {
+            "contents" => contents = Some((raw, key)),
+            "systemInstruction" => req.system = parse_system(raw, &path)?,
+            "tools" => req.tools = parse_tools(raw, &path)?,
+            "toolConfig" => (req.tool_choice, allowed) = parse_tool_config(raw, &path, &mut req.extra)?,
+            "generationConfig" => parse_generation_config(raw, &path, &mut req)?,
+            // The URL names the model (count requests repeat it in the body).
+            "model" => {}
+            _ => {
+                req.extra.insert(key.to_owned(), json::value(raw, &path)?);
+            }
+        }
+    }
+    let Some((contents, key)) = contents else {
+        return Err(root.key("contents").invalid("missing; expected a non-empty array of contents"));
+    };
+    req.messages = parse_contents(contents, &root.key(key))?;
+    // ANY with several allowed functions: the model must call one of them, so only they are offered.
+    if let Some(names) = allowed {
+        req.tools.retain(|t| t.builtin.is_some() || names.contains(&t.name));
+    }
+    Ok(req)
+}
+
+/// Parses a `countTokens` body: `{"contents": …}` or `{"generateContentRequest": {…}}`.
+pub fn parse_count_request(body: &[u8], model: &str) -> Result<ChatRequest, Error> {
+    let obj = Obj::from_body(body)?;
+    match field(&obj, "generateContentRequest") {
+        Some(inner) => parse_request(inner.get().as_bytes(), model, false)
+            .map_err(|e| Error::invalid_request(format!("generateContentRequest: {}", e.message()))),
+        None => parse_request(body, model, false),
+    }
+}
+
+fn parse_contents(raw: &RawValue, path: &Path<'_>) -> Result<Vec<Message>, Error> {
+    const EXPECTED: &str = "a non-empty array of contents";
+    let items = json::array(raw, path, EXPECTED)?;
+    if items.is_empty() {
+        return Err(path.invalid(format_args!("expected {EXPECTED}")));
+    }
+    let mut ids = CallIds::default();
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let p = path.index(i);
+        let c = Obj::read(item, &p)?;
+        let role = match string_field(&c, "role", &p)?.as_deref() {
+            None | Some("user" | "function" | "tool") => Role::User,
+            Some("model") => Role::Assistant,
+            Some(other) => {
+                return Err(p.key("role").invalid(format_args!(
+                    "unknown role '{other}'; expected user or model (the system prompt goes in systemInstruction)"
+                )));
+            }
+        };
+        let parts = field(&c, "parts").ok_or_else(|| p.key("parts").invalid("missing; expected an array of parts"))?;
+        let pp = p.key("parts");
+        let mut content = Vec::new();
+        for (j, part) in read_parts(parts, &pp)?.into_iter().enumerate() {
+            push_part(part, &mut ids, &pp.index(j), &mut content)?;
+        }
+        messages.push(Message { role, content });
+    }
+    Ok(messages)
+}
+
+/// `systemInstruction`: a content of text parts (a plain string is taken too).
+fn parse_system(raw: &RawValue, path: &Path<'_>) -> Result<Vec<ContentPart>, Error> {
+    if json::kind(raw) == Kind::String {
+        let text = json::string(raw, path)?;
+        return Ok(if text.is_empty() { Vec::new() } else { vec![ContentPart::text(text)] });
+    }
+    let o = Obj::read(raw, path)?;
+    let Some(parts) = field(&o, "parts") else { return Ok(Vec::new()) };
+    let pp = path.key("parts");
+    read_parts(parts, &pp)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| match part.data {
+            DataIn::Text(text) if !part.thought => Ok(ContentPart::text(text)),
+            _ => Err(pp.index(i).invalid("only text parts are allowed in the system instruction")),
+        })
+        .collect()
+}
+
+fn parse_tools(raw: &RawValue, path: &Path<'_>) -> Result<Vec<Tool>, Error> {
+    let mut tools = Vec::new();
+    for (i, item) in json::array(raw, path, "an array of tools")?.into_iter().enumerate() {
+        let p = path.index(i);
+        let t = Obj::read(item, &p)?;
+        for (key, v) in t.fields() {
+            if json::kind(v) == Kind::Null {
+                continue;
+            }
+            let kp = p.key(key);
+            let name = camel(key);
+            if name == "functionDeclarations" {
+                for (j, decl) in json::array(v, &kp, "an array of function declarations")?.into_iter().enumerate() {
+                    tools.push(parse_function(decl, &kp.index(j))?);
+                }
+            } else {
+                let mut value = Map::new();
+                value.insert(key.to_owned(), json::value(v, &kp)?);
+                let builtin = Opaque { dialect: Dialect::Gemini, value: Value::Object(value) };
+                tools.push(Tool { name: name.into_owned(), builtin: Some(builtin), ..Tool::default() });
+            }
+        }
+    }
+    Ok(tools)
+}
+
+fn parse_function(raw: &RawValue, path: &Path<'_>) -> Result<Tool, Error> {
+    let f = Obj::read(raw, path)?;
+    let name = string_field(&f, "name", path)?.filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| path.key("name").invalid("missing; expected a non-empty string"))?;
+    let parameters = match (field(&f, "parametersJsonSchema"), field(&f, "parameters")) {
+        (Some(schema), _) => json::value(schema, &path.key("parametersJsonSchema"))?,
+        (None, Some(schema)) => json_schema(json::value(schema, &path.key("parameters"))?),
+        (None, None) => Value::Null,
+    };
+    Ok(Tool {
+        name: name.into_owned(),
+        description: string_field(&f, "description", path)?.map(Cow::into_owned),
+        parameters,
+        ..Tool::default()
+    })
+}
+
+/// Gemini's `Schema` (an OpenAPI subset whose types are often written `OBJECT`, `STRING`) as JSON Schema:
+/// the types lower-cased, wherever a schema can stand.
+fn json_schema(mut schema: Value) -> Value {
+    fn walk(v: &mut Value) {
+        let Value::Object(o) = v else { return };
+        match o.get_mut("type") {
+            Some(Value::String(t)) => t.make_ascii_lowercase(),
+            Some(Value::Array(types)) => {
+                for t in types {
+                    if let Value::String(t) = t {
+                        t.make_ascii_lowercase();
+                    }
+                }
+            }
+            _ => {}
+        }
+        for key in ["items", "additionalProperties", "not"] {
+            if let Some(s) = o.get_mut(key) {
+                walk(s);
+            }
+        }
+        for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+            if let Some(Value::Array(list)) = o.get_mut(key) {
+                list.iter_mut().for_each(walk);
+            }
+        }
+        for key in ["properties", "$defs", "definitions"] {
+            if let Some(Value::Object(map)) = o.get_mut(key) {
+                map.values_mut().for_each(walk);
+            }
+        }
+    }
+    walk(&mut schema);
+    schema
+}
+
+/// `toolConfig` → the tool choice and, for ANY with several allowed functions, those functions. Fields other
+/// than `functionCallingConfig` are kept in `extra`.
+fn parse_tool_config(
+    raw: &RawValue,
+    path: &Path<'_>,
+    extra: &mut Map<String, Value>,
+) -> Result<(Option<ToolChoice>, Option<Vec<String>>), Error> {
+    let o = Obj::read(raw, path)?;
+    let mut rest = Map::new();
+    let mut calling = None;
+    for (key, v) in o.fields() {
+        if json::kind(v) == Kind::Null {
+            continue;
+        }
+        match camel(key).as_ref() {
+            "functionCallingConfig" => calling = Some((v, key)),
+            _ => {
+                rest.insert(key.to_owned(), json::value(v, &path.key(key))?);
+            }
+        }
+    }
+    if !rest.is_empty() {
+        extra.insert("toolConfig".to_owned(), Value::Object(rest));
+    }
+    let Some((raw, key)) = calling else { return Ok((None, None)) };
+    let p = path.key(key);
+    let c = Obj::read(raw, &p)?;
+    let mut allowed: Vec<String> = match field(&c, "allowedFunctionNames") {
+        Some(names) => strings(names, &p.key("allowedFunctionNames"))?,
+        None => Vec::new(),
+    };
+    let mode = string_field(&c, "mode", &p)?.map(|m| m.to_ascii_uppercase());
+    let choice = match mode.as_deref() {
+        None | Some("AUTO" | "VALIDATED" | "MODE_UNSPECIFIED") => ToolChoice::Auto,
+        Some("NONE") => ToolChoice::None,
+        Some("ANY") if allowed.len() == 1 => ToolChoice::Tool(allowed.remove(0)),
+        Some("ANY") if !allowed.is_empty() => return Ok((Some(ToolChoice::Required), Some(allowed))),
+        Some("ANY") => ToolChoice::Required,
+        Some(other) => {
+            return Err(p
+                .key("mode")
+                .invalid(format_args!("unknown mode '{other}'; expected AUTO, ANY, NONE or VALIDATED")));
+        }
+    };
+    Ok((Some(choice), None))
+}
+
+/// `generationConfig`: the modelled fields into `req`, the others into `req.extra["generationConfig"]`.
+fn parse_generation_config(raw: &RawValue, path: &Path<'_>, req: &mut ChatRequest) -> Result<(), Error> {
+    let o = Obj::read(raw, path)?;
+    let mut rest = Map::new();
+    for (key, v) in o.fields() {
+        if json::kind(v) == Kind::Null {
+            continue;
+        }
+        let p = path.key(key);
+        match camel(key).as_ref() {
+            "maxOutputTokens" => req.max_tokens = Some(json::unsigned(v, &p)?),
+            "temperature" => req.temperature = Some(json::number(v, &p)?),
+            "topP" => req.top_p = Some(json::number(v, &p)?),
+            "topK" => req.top_k = Some(whole_number(v, &p)?),
+            "stopSequences" => req.stop = strings(v, &p)?,
+            "thinkingConfig" => req.reasoning = parse_thinking(v, &p)?,
+            _ => {
+                rest.insert(key.to_owned(), json::value(v, &p)?);
+            }
+        }
+    }
+    if !rest.is_empty() {
+        req.extra.insert("generationConfig".to_owned(), Value::Object(rest));
+    }
+    Ok(())
+}
+
+fn parse_thinking(raw: &RawValue, path: &Path<'_>) -> Result<Option<Reasoning>, Error> {
+    let o = Obj::read(raw, path)?;
+    let (mut budget, mut level, mut include) = (None, None, false);
+    for (key, v) in o.fields() {
+        if json::kind(v) == Kind::Null {
+            continue;
+        }
+        let p = path.key(key);
+        match camel(key).as_ref() {
+            "thinkingBudget" => {
+                let n = json::number(v, &p)?;
+                if n.fract() != 0.0 || !(-1.0..=f64::from(u32::MAX)).contains(&n) {
+                    return Err(p.invalid("expected -1 (dynamic), 0 (off) or a positive number of tokens"));
+                }
+                budget = Some(n as i64);
+            }
+            "thinkingLevel" => {
+                level = Some(json::string(v, &p)?.to_ascii_lowercase()).filter(|l| l != "thinking_level_unspecified");
+            }
+            "includeThoughts" => include = json::boolean(v, &p)?,
+            _ => {}
+        }
+    }
+    let effort = |e: &str| Some(Reasoning { effort: Some(e.to_owned()), ..Reasoning::default() });
+    Ok(match (level, budget) {
+        (Some(level), _) => effort(&level),
+        (None, Some(0)) => effort("none"),
+        (None, Some(n)) if n > 0 => Some(Reasoning { budget_tokens: Some(n as u32), ..Reasoning::default() }),
+        (None, Some(_)) => effort("medium"),
+        (None, None) if include => effort("medium"),
+        (None, None) => None,
+    })
+}
+
+fn strings(raw: &RawValue, path: &Path<'_>) -> Result<Vec<String>, Error> {
+    json::array(raw, path, "an array of strings")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| json::string(s, &path.index(i)).map(Cow::into_owned))
+        .collect()
+}
+
+/// A count the API types as an integer but SDKs may write as a float (`topK: 40.0`).
+fn whole_number(raw: &RawValue, path: &Path<'_>) -> Result<u32, Error> {
+    let n = json::number(raw, path)?;
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(path.invalid("expected a non-negative integer"));
+    }
+    Ok(n as u32)
+}
+
+// =========================================================================================================
+// Requests and answers: IR → Gemini
+
+#[derive(Serialize)]
+struct ContentOut<'a> {
+    role: &'static str,
+    parts: Vec<PartOut<'a>>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PartOut<'a> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    thought: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inline_data: Option<BlobOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_data: Option<FileOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<FunctionCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_response: Option<FunctionResponseOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thought_signature: Option<&'a str>,
+    /// A part kept opaque, written as it came.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    raw: Option<&'a Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlobOut<'a> {
+    mime_type: &'a str,
+    data: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileOut<'a> {
+    file_uri: &'a str,
+}
+
+#[derive(Serialize)]
+struct FunctionCallOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    args: &'a Value,
+}
+
+#[derive(Serialize)]
+struct FunctionResponseOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    response: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<PartOut<'a>>,
+}
+
+/// Where parts are written: requests leave out what means nothing to Gemini, answers keep everything.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Request,
+    Answer,
+}
+
+fn empty_object() -> &'static Value {
+    static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Value::Object(Map::new()))
+}
+
+fn image_out(source: &ImageSource) -> PartOut<'_> {
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            PartOut { inline_data: Some(BlobOut { mime_type: media_type, data }), ..PartOut::default() }
+        }
+        ImageSource::Url { url } => PartOut { file_data: Some(FileOut { file_uri: url }), ..PartOut::default() },
+    }
+}
+
+/// IR parts as Gemini parts. `names` gives the function name of each tool-call id, which a
+/// `functionResponse` must repeat.
+fn parts_out<'a>(content: &'a [ContentPart], names: &[(&'a str, &'a str)], target: Target) -> Vec<PartOut<'a>> {
+    let mut out = Vec::with_capacity(content.len());
+    // The signature of an empty thinking part, for the part after it.
+    let mut carried: Option<&str> = None;
+    for part in content {
+        let mut p = match part {
+            ContentPart::Text { text, .. } => PartOut { text: Some(text), ..PartOut::default() },
+            ContentPart::Image { source, .. } => image_out(source),
+            ContentPart::ToolUse { id, name, input, .. } => {
+                let args = if input.is_object() {
+                    input
+                } else {
+                    tracing::warn!(tool = %name, "tool-call arguments are not a JSON object; writing {{}} for Gemini");
+                    empty_object()
+                };
+                PartOut { function_call: Some(FunctionCallOut { id, name, args }), ..PartOut::default() }
+            }
+            ContentPart::ToolResult { tool_use_id, content, is_error, .. } => {
+                let name = names.iter().find(|(id, _)| id == tool_use_id).map_or(tool_use_id.as_str(), |(_, n)| n);
+                let response = FunctionResponseOut {
+                    id: tool_use_id,
+                    name,
+                    response: tool_response(content, *is_error),
+                    parts: content
+                        .iter()
+                        .filter_map(|c| {
+                            if let ContentPart::Image { source, .. } = c { Some(image_out(source)) } else { None }
+                        })
+                        .collect(),
+                };
+                PartOut { function_response: Some(response), ..PartOut::default() }
+            }
+            ContentPart::Thinking { text, signature: Some(signature) } if text.is_empty() => {
+                if let Some(previous) = carried.replace(signature) {
+                    out.push(signature_part(previous));
+                }
+                continue;
+            }
+            // Reasoning of another kind of model means nothing to Gemini.
+            ContentPart::Thinking { signature: None, .. } if target == Target::Request => continue,
+            ContentPart::Thinking { text, signature } => PartOut {
+                thought: true,
+                text: Some(text),
+                thought_signature: signature.as_deref(),
+                ..PartOut::default()
+            },
+            ContentPart::RedactedThinking { .. } => continue,
+            ContentPart::Opaque(Opaque { dialect: Dialect::Gemini, value: Value::Object(raw) }) => {
+                PartOut { raw: Some(raw), ..PartOut::default() }
+            }
+            ContentPart::Opaque(Opaque { value, .. }) => {
+                let kind = value.get("type").unwrap_or(&Value::Null);
+                tracing::warn!(part = %kind, "dropping a content part Gemini cannot take");
+                continue;
+            }
+        };
+        if let Some(signature) = carried.take() {
+            if p.raw.is_none() && p.thought_signature.is_none() {
+                p.thought_signature = Some(signature);
+            } else {
+                out.push(signature_part(signature));
+            }
+        }
+        out.push(p);
+    }
+    out.extend(carried.map(signature_part));
+    out
+}
+
+fn signature_part(signature: &str) -> PartOut<'_> {
+    PartOut { thought: true, thought_signature: Some(signature), ..PartOut::default() }
+}
+
+/// A tool result as `functionResponse.response` (see the module docs).
+fn tool_response(content: &[ContentPart], is_error: bool) -> Value {
+    let texts: Vec<&str> = content
+        .iter()
+        .filter_map(|c| if let ContentPart::Text { text, .. } = c { Some(text.as_str()) } else { None })
+        .collect();
+    let text = texts.join("\n");
+    if !is_error && let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) {
+        return Value::Object(o);
+    }
+    let mut o = Map::new();
+    o.insert((if is_error { "error" } else { "output" }).to_owned(), Value::String(text));
+    Value::Object(o)
+}
+
+/// The function name of every tool call in a conversation, by id.
+fn call_names(messages: &[Message]) -> Vec<(&str, &str)> {
+    messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .filter_map(|p| {
+            if let ContentPart::ToolUse { id, name, .. } = p { Some((id.as_str(), name.as_str())) } else { None }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestOut<'a> {
+    contents: Vec<ContentOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<SystemOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    extra: TopExtra<'a>,
+}
+
+#[derive(Serialize)]
+struct SystemOut<'a> {
+    parts: Vec<PartOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToolOut<'a> {
+    Functions {
+        #[serde(rename = "functionDeclarations")]
+        declarations: Vec<DeclarationOut<'a>>,
+    },
+    Raw(&'a Value),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeclarationOut<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters_json_schema: Option<&'a Value>,
+}
+
+/// The top-level fields a Gemini client sent that the IR does not model, except the nested objects the
+/// encoder writes itself (their kept fields are merged there).
+struct TopExtra<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for TopExtra<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0.into_iter().flatten().filter(|(k, _)| !NESTED.contains(&k.as_str())) {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Encodes a request for a Gemini upstream (see the module docs).
+pub fn encode_request(req: &ChatRequest) -> Vec<u8> {
+    let extra = (req.source == Some(Dialect::Gemini)).then_some(&req.extra);
+    let nested = |key: &str| extra.and_then(|e| e.get(key)).and_then(Value::as_object).cloned().unwrap_or_default();
+    let names = call_names(&req.messages);
+    let contents = req
+        .messages
+        .iter()
+        .map(|m| ContentOut {
+            role: match m.role {
+                Role::User => "user",
+                Role::Assistant => "model",
+            },
+            parts: parts_out(&m.content, &names, Target::Request),
+        })
+        .filter(|c| !c.parts.is_empty())
+        .collect();
+    let system: Vec<PartOut<'_>> = req
+        .system
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::Text { text, .. } if !text.is_empty() => {
+                Some(PartOut { text: Some(text), ..PartOut::default() })
+            }
+            _ => None,
+        })
+        .collect();
+
+    let mut tools = Vec::new();
+    let declarations: Vec<DeclarationOut<'_>> = req
+        .tools
+        .iter()
+        .filter(|t| t.builtin.is_none())
+        .map(|t| DeclarationOut {
+            name: &t.name,
+            description: t.description.as_deref(),
+            parameters_json_schema: Some(&t.parameters).filter(|p| !p.is_null()),
+        })
+        .collect();
+    if !declarations.is_empty() {
+        tools.push(ToolOut::Functions { declarations });
+    }
+    for t in &req.tools {
+        match &t.builtin {
+            Some(Opaque { dialect: Dialect::Gemini, value }) => tools.push(ToolOut::Raw(value)),
+            Some(_) => tracing::warn!(tool = %t.name, "dropping a provider-defined tool Gemini cannot run"),
+            None => {}
+        }
+    }
+
+    let mut tool_config = nested("toolConfig");
+    if let Some(choice) = req.tool_choice.as_ref().filter(|_| !req.tools.is_empty()) {
+        let (mode, allowed) = match choice {
+            ToolChoice::Auto => ("AUTO", None),
+            ToolChoice::None => ("NONE", None),
+            ToolChoice::Required => ("ANY", None),
+            ToolChoice::Tool(name) => ("ANY", Some(name)),
+        };
+        let mut calling = Map::new();
+        calling.insert("mode".to_owned(), mode.into());
+        if let Some(name) = allowed {
+            calling.insert("allowedFunctionNames".to_owned(), Value::Array(vec![name.as_str().into()]));
+        }
+        tool_config.insert("functionCallingConfig".to_owned(), Value::Object(calling));
+    }
+
+    let mut generation = nested("generationConfig");
+    let mut set = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            generation.insert(key.to_owned(), v);
+        }
+    };
+    set("maxOutputTokens", req.max_tokens.map(Value::from));
+    set("temperature", req.temperature.map(Value::from));
+    set("topP", req.top_p.map(Value::from));
+    set("topK", req.top_k.map(Value::from));
+    set("stopSequences", (!req.stop.is_empty()).then(|| req.stop.iter().map(|s| Value::from(s.as_str())).collect()));
+    set("thinkingConfig", req.reasoning.as_ref().map(thinking_config));
+
+    let out = RequestOut {
+        contents,
+        system_instruction: (!system.is_empty()).then_some(SystemOut { parts: system }),
+        tools,
+        tool_config: (!tool_config.is_empty()).then_some(tool_config),
+        generation_config: (!generation.is_empty()).then_some(generation),
+        extra: TopExtra(extra),
+    };
+    to_json(&out)
+}
+
+/// `thinkingConfig` for a reasoning setting (see the module docs).
+fn thinking_config(r: &Reasoning) -> Value {
+    let budget: i64 = if r.adaptive {
+        -1
+    } else if let Some(b) = r.budget_tokens {
+        i64::from(b)
+    } else {
+        r.effort.as_deref().and_then(effort_budget).map_or(0, i64::from)
+    };
+    let mut config = Map::new();
+    config.insert("thinkingBudget".to_owned(), budget.into());
+    if budget != 0 {
+        config.insert("includeThoughts".to_owned(), true.into());
+    }
+    Value::Object(config)
+}
+
+// =========================================================================================================
+// Answers
+
+/// Usage as Gemini sends it; stream chunks may carry only some of the fields.
+#[derive(Deserialize, Default, Debug, Clone, Copy)]
+#[serde(default, rename_all = "camelCase")]
+struct UsageWire {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    cached_content_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+    tool_use_prompt_token_count: Option<u64>,
+}
+
+impl UsageWire {
+    /// `self` with the fields `newer` has replaced.
+    fn update(self, newer: UsageWire) -> UsageWire {
+        UsageWire {
+            prompt_token_count: newer.prompt_token_count.or(self.prompt_token_count),
+            candidates_token_count: newer.candidates_token_count.or(self.candidates_token_count),
+            cached_content_token_count: newer.cached_content_token_count.or(self.cached_content_token_count),
+            thoughts_token_count: newer.thoughts_token_count.or(self.thoughts_token_count),
+            tool_use_prompt_token_count: newer.tool_use_prompt_token_count.or(self.tool_use_prompt_token_count),
+        }
+    }
+}
+
+impl From<UsageWire> for Usage {
+    fn from(u: UsageWire) -> Usage {
+        let cached = u.cached_content_token_count.unwrap_or(0);
+        let thoughts = u.thoughts_token_count.unwrap_or(0);
+        let prompt = u.prompt_token_count.unwrap_or(0) + u.tool_use_prompt_token_count.unwrap_or(0);
+        Usage {
+            input_tokens: prompt.saturating_sub(cached),
+            output_tokens: u.candidates_token_count.unwrap_or(0) + thoughts,
+            cache_read_tokens: cached,
+            cache_creation_tokens: 0,
+            reasoning_tokens: thoughts,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageOut {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    total_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cached_content_token_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    thoughts_token_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl From<&Usage> for UsageOut {
+    fn from(u: &Usage) -> UsageOut {
+        UsageOut {
+            prompt_token_count: u.prompt_tokens(),
+            candidates_token_count: u.output_tokens.saturating_sub(u.reasoning_tokens),
+            total_token_count: u.total_tokens(),
+            cached_content_token_count: u.cache_read_tokens,
+            thoughts_token_count: u.reasoning_tokens,
+        }
+    }
+}
+
+/// The usage of an answer or stream chunk in this dialect, for accounting of answers passed through
+/// unchanged.
+pub fn usage_of(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Holder {
+        usage_metadata: Option<UsageWire>,
+    }
+    serde_json::from_slice::<Holder>(body).ok()?.usage_metadata.map(Usage::from)
+}
+
+/// `called`: the answer calls a function, which Gemini reports as STOP.
+fn parse_finish_reason(reason: &str, called: bool) -> StopReason {
+    match reason {
+        "STOP" if called => StopReason::ToolUse,
+        "STOP" => StopReason::EndTurn,
+        "MAX_TOKENS" => StopReason::MaxTokens,
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+            StopReason::ContentFilter
+        }
+        other => StopReason::Other(other.to_owned()),
+    }
+}
+
+fn finish_reason(reason: Option<&StopReason>) -> &str {
+    match reason {
+        None | Some(StopReason::EndTurn | StopReason::StopSequence | StopReason::ToolUse | StopReason::PauseTurn) => {
+            "STOP"
+        }
+        Some(StopReason::MaxTokens) => "MAX_TOKENS",
+        Some(StopReason::ContentFilter | StopReason::Refusal) => "SAFETY",
+        Some(StopReason::Other(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') => s,
+        Some(StopReason::Other(_)) => "OTHER",
+    }
+}
+
+/// One answer or stream chunk, as read.
+struct ChunkIn<'a> {
+    id: Option<Cow<'a, str>>,
+    model: Option<Cow<'a, str>>,
+    parts: Vec<PartIn<'a>>,
+    finish_reason: Option<Cow<'a, str>>,
+    /// `promptFeedback.blockReason`: the prompt was refused and there is no candidate.
+    blocked: bool,
+    usage: Option<UsageWire>,
+}
+
+/// Reads a `GenerateContentResponse`; one carrying an `error` instead is returned as that error.
+fn read_chunk<'a>(body: &'a [u8], what: &str) -> Result<ChunkIn<'a>, Error> {
+    let fault = json::upstream_fault(what);
+    let root = Path::Root;
+    let obj = Obj::from_body(body).map_err(&fault)?;
+    if let Some(err) = obj.get("error") {
+        return Err(error_from_wire(None, Some(err), body));
+    }
+    let mut chunk =
+        ChunkIn { id: None, model: None, parts: Vec::new(), finish_reason: None, blocked: false, usage: None };
+    chunk.id = string_field(&obj, "responseId", &root).map_err(&fault)?;
+    chunk.model = string_field(&obj, "modelVersion", &root).map_err(&fault)?;
+    if let Some(u) = field(&obj, "usageMetadata") {
+        let u = serde_json::from_str(u.get())
+            .map_err(|e| Error::upstream(None, format!("the upstream sent unreadable usage: {e}")))?;
+        chunk.usage = Some(u);
+    }
+    if let Some(feedback) = field(&obj, "promptFeedback") {
+        let f = Obj::read(feedback, &root.key("promptFeedback")).map_err(&fault)?;
+        chunk.blocked = field(&f, "blockReason").is_some();
+    }
+    let Some(candidates) = field(&obj, "candidates") else { return Ok(chunk) };
+    let cp = root.key("candidates");
+    let candidates = json::array(candidates, &cp, "an array of candidates").map_err(&fault)?;
+    // The proxy never asks for more than one candidate.
+    let Some(first) = candidates.first() else { return Ok(chunk) };
+    let p = cp.index(0);
+    let c = Obj::read(first, &p).map_err(&fault)?;
+    chunk.finish_reason = string_field(&c, "finishReason", &p).map_err(&fault)?;
+    if let Some(content) = field(&c, "content") {
+        let content = Obj::read(content, &p.key("content")).map_err(&fault)?;
+        if let Some(parts) = field(&content, "parts") {
+            chunk.parts = read_parts(parts, &p.key("content").key("parts")).map_err(&fault)?;
+        }
+    }
+    Ok(chunk)
+}
+
+/// Parses an upstream's `GenerateContentResponse`.
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, Error> {
+    let chunk = read_chunk(body, "generateContent answer")?;
+    let path = Path::Root.key("candidates");
+    let mut ids = CallIds::default();
+    let mut content = Vec::with_capacity(chunk.parts.len());
+    for part in chunk.parts {
+        push_part(part, &mut ids, &path, &mut content).map_err(json::upstream_fault("generateContent answer"))?;
+    }
+    let called = content.iter().any(|p| matches!(p, ContentPart::ToolUse { .. }));
+    let stop_reason = match (&chunk.finish_reason, chunk.blocked) {
+        (Some(r), _) => Some(parse_finish_reason(r, called)),
+        (None, true) => Some(StopReason::ContentFilter),
+        (None, false) => None,
+    };
+    Ok(ChatResponse {
+        id: chunk.id.map(Cow::into_owned).unwrap_or_default(),
+        model: chunk.model.map(Cow::into_owned).unwrap_or_default(),
+        content,
+        stop_reason,
+        usage: chunk.usage.map(Usage::from).unwrap_or_default(),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    candidates: [CandidateOut<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_metadata: Option<UsageOut>,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    response_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateOut<'a> {
+    content: ContentOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'a str>,
+    index: u32,
+}
+
+impl<'a> ResponseOut<'a> {
+    fn new(parts: Vec<PartOut<'a>>, model: &'a str, id: &'a str) -> Self {
+        ResponseOut {
+            candidates: [CandidateOut { content: ContentOut { role: "model", parts }, finish_reason: None, index: 0 }],
+            usage_metadata: None,
+            model_version: model,
+            response_id: id,
+        }
+    }
+}
+
+/// Encodes an answer as the `GenerateContentResponse` a client receives; `model` is the name the client
+/// asked for. A missing stop reason is written as STOP.
+pub fn encode_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
+    let mut out = ResponseOut::new(parts_out(&resp.content, &[], Target::Answer), model, &resp.id);
+    out.candidates[0].finish_reason = Some(finish_reason(resp.stop_reason.as_ref()));
+    out.usage_metadata = Some(UsageOut::from(&resp.usage));
+    to_json(&out)
+}
+
+/// The answer of `countTokens`.
+pub fn encode_count_response(total_tokens: u64) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CountOut {
+        total_tokens: u64,
+    }
+    to_json(&CountOut { total_tokens })
+}
+
+// =========================================================================================================
+// Errors
+
+/// Maps an upstream error answer (`{"error":{"code","message","status","details"}}`, also wrapped in an
+/// array as the non-SSE stream form sends it, or anything else) to an error of the right kind, keeping the
+/// upstream's message.
+pub fn parse_error(status: u16, body: &[u8]) -> Error {
+    error_from_wire(Some(status), error_object(body), body)
+}
+
+/// An error chunk inside a 200 stream, which has no HTTP status of its own.
+pub fn parse_stream_error(data: &[u8]) -> Error {
+    error_from_wire(None, error_object(data), data)
+}
+
+fn error_object(body: &[u8]) -> Option<&RawValue> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        error: Option<&'a RawValue>,
+    }
+    let raw: &RawValue = serde_json::from_slice(body).ok()?;
+    let raw = match json::kind(raw) {
+        Kind::Array => *serde_json::from_str::<Vec<&RawValue>>(raw.get()).ok()?.first()?,
+        _ => raw,
+    };
+    serde_json::from_str::<Envelope<'_>>(raw.get()).ok()?.error
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorWire<'a> {
+    code: Option<u16>,
+    #[serde(borrow)]
+    message: Option<Str<'a>>,
+    #[serde(borrow)]
+    status: Option<Str<'a>>,
+    details: Vec<DetailWire<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DetailWire<'a> {
+    #[serde(borrow, rename = "@type")]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    reason: Option<Str<'a>>,
+    #[serde(borrow, rename = "retryDelay")]
+    retry_delay: Option<Str<'a>>,
+    #[serde(borrow)]
+    violations: Vec<ViolationWire<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ViolationWire<'a> {
+    #[serde(borrow, rename = "quotaId")]
+    quota_id: Option<Str<'a>>,
+}
+
+/// Google's canonical status for an HTTP status, for errors that do not name one.
+fn status_for_http(status: u16) -> &'static str {
+    match status {
+        400 | 413 | 422 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        408 | 504 => "DEADLINE_EXCEEDED",
+        429 => "RESOURCE_EXHAUSTED",
+        _ => "UNAVAILABLE",
+    }
+}
+
+/// `error` is the value of the body's `error` field, if any; `body` is used as the message otherwise.
+fn error_from_wire(status: Option<u16>, error: Option<&RawValue>, body: &[u8]) -> Error {
+    let w: ErrorWire<'_> = error.and_then(|e| serde_json::from_str(e.get()).ok()).unwrap_or_default();
+    let message = match (&w.message, error) {
+        (Some(m), _) => m.0.clone().into_owned(),
+        (None, Some(_)) => String::new(),
+        (None, None) => error_snippet(body),
+    };
+    let http = status.or(w.code);
+    let name = match &w.status {
+        Some(s) => s.0.as_ref(),
+        None => http.map_or("UNAVAILABLE", status_for_http),
+    };
+    let reason = |r: &str| w.details.iter().any(|d| d.reason.as_ref().is_some_and(|x| x.0 == r));
+    let kind = match name {
+        "INVALID_ARGUMENT" if reason("API_KEY_INVALID") => ErrorKind::Authentication,
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => ErrorKind::InvalidRequest,
+        "UNAUTHENTICATED" => ErrorKind::Authentication,
+        "PERMISSION_DENIED" => ErrorKind::Permission,
+        "NOT_FOUND" => ErrorKind::ModelNotFound,
+        "RESOURCE_EXHAUSTED" => {
+            let daily = w
+                .details
+                .iter()
+                .flat_map(|d| &d.violations)
+                .any(|v| v.quota_id.as_ref().is_some_and(|q| q.0.contains("PerDay")));
+            if daily { ErrorKind::QuotaExceeded } else { ErrorKind::RateLimited }
+        }
+        "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
+        _ => ErrorKind::Upstream,
+    };
+    let mut err = upstream_error(kind, message, http);
+    let delay =
+        w.details.iter().filter(|d| d.kind.as_ref().is_some_and(|k| k.0.ends_with("RetryInfo"))).find_map(|d| {
+            let secs: f64 = d.retry_delay.as_ref()?.0.strip_suffix('s')?.parse().ok()?;
+            std::time::Duration::try_from_secs_f64(secs).ok()
+        });
+    if let Some(d) = delay {
+        err = err.with_retry_after(d);
+    }
+    err
+}
+
+/// An error after the stream started: a `data:` chunk holding Google's error body, which Gemini SDKs raise.
+pub fn error_event(err: &Error) -> OutEvent {
+    OutEvent { event: None, data: String::from_utf8(err.google_body()).expect("serde_json writes UTF-8") }
+}
+
+// =========================================================================================================
+// Streams: upstream chunks → IR events
+
+/// The block open in the IR stream being produced.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    Text(usize),
+    /// `signed`: its signature came, so further thoughts start a new block.
+    Thinking {
+        index: usize,
+        signed: bool,
+    },
+}
+
+/// Turns an upstream's Gemini stream (`data:` chunks of `GenerateContentResponse`) into block events.
+///
+/// Text and thoughts open a block when the kind changes; a function call, which arrives whole, is a block of
+/// its own; a signature on a part that is not a thought is an empty thinking block before it (see the module
+/// docs). Gemini has no end event, so `Finish` is emitted by [`StreamParser::finish`] at the end of the body,
+/// with the last finish reason and the latest usage; a body that ends before any finish reason was cut off
+/// and is reported. An `error` chunk is returned as an error of the matching kind.
+#[derive(Debug, Default)]
+pub struct StreamParser {
+    started: bool,
+    next_index: usize,
+    open: Option<Open>,
+    ids: CallIds,
+    called: bool,
+    finish_reason: Option<String>,
+    blocked: bool,
+    usage: UsageWire,
+    finished: bool,
+}
+
+impl StreamParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        let data = ev.data.trim();
+        if self.finished || data.is_empty() {
+            return Ok(());
+        }
+        // Not Gemini's, but relays that frame every stream like OpenAI's add it.
+        if data == "[DONE]" {
+            return self.finish(out);
+        }
+        let chunk = read_chunk(data.as_bytes(), "stream chunk")?;
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: chunk.id.as_deref().unwrap_or_default().to_owned(),
+                model: chunk.model.as_deref().unwrap_or_default().to_owned(),
+                usage: Usage::default(),
+            });
+        }
+        for part in chunk.parts {
+            self.part(part, out);
+        }
+        if let Some(reason) = chunk.finish_reason {
+            self.close(out);
+            self.finish_reason = Some(reason.into_owned());
+        }
+        self.blocked |= chunk.blocked;
+        if let Some(u) = chunk.usage {
+            self.usage = self.usage.update(u);
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: emits `Finish`, or reports a stream cut off before any finish reason.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), Error> {
+        if self.finished {
+            return Ok(());
+        }
+        let stop_reason = match (&self.finish_reason, self.blocked) {
+            (Some(r), _) => parse_finish_reason(r, self.called),
+            (None, true) => StopReason::ContentFilter,
+            (None, false) => {
+                return Err(Error::upstream(
+                    None,
+                    "the upstream stream ended early, before a finishReason; the answer is incomplete",
+                ));
+            }
+        };
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { id: String::new(), model: String::new(), usage: Usage::default() });
+        }
+        self.close(out);
+        self.finished = true;
+        out.push(StreamEvent::Finish { stop_reason: Some(stop_reason), usage: self.usage.into() });
+        Ok(())
+    }
+
+    fn part(&mut self, part: PartIn<'_>, out: &mut Vec<StreamEvent>) {
+        if part.thought && matches!(part.data, DataIn::Text(_) | DataIn::Empty) {
+            let index = match self.open {
+                Some(Open::Thinking { index, signed: false }) => index,
+                _ => self.open_block(BlockKind::Thinking, out),
+            };
+            if let DataIn::Text(text) = part.data.filter_empty() {
+                out.push(StreamEvent::ThinkingDelta { index, text: text.into_owned() });
+            }
+            if let Some(signature) = part.signature {
+                out.push(StreamEvent::SignatureDelta { index, signature: signature.into_owned() });
+                self.open = Some(Open::Thinking { index, signed: true });
+            }
+            return;
+        }
+        if let Some(signature) = part.signature {
+            let index = self.open_block(BlockKind::Thinking, out);
+            out.push(StreamEvent::SignatureDelta { index, signature: signature.into_owned() });
+            self.close(out);
+        }
+        match part.data {
+            DataIn::Text(text) if !text.is_empty() => {
+                let index = match self.open {
+                    Some(Open::Text(index)) => index,
+                    _ => self.open_block(BlockKind::Text, out),
+                };
+                out.push(StreamEvent::TextDelta { index, text: text.into_owned() });
+            }
+            DataIn::Call { id, name, args } => {
+                self.close(out);
+                let index = self.next_index;
+                self.next_index += 1;
+                let id = self.ids.call(id, &name);
+                out.push(StreamEvent::BlockStart { index, block: BlockKind::ToolUse { id, name: name.into_owned() } });
+                if let Some(args) = args {
+                    out.push(StreamEvent::ToolArgsDelta { index, json: args.get().to_owned() });
+                }
+                out.push(StreamEvent::BlockStop { index });
+                self.called = true;
+            }
+            // Media and parts the IR does not model have no stream events.
+            _ => {}
+        }
+    }
+
+    fn open_block(&mut self, block: BlockKind, out: &mut Vec<StreamEvent>) -> usize {
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some(match block {
+            BlockKind::Thinking => Open::Thinking { index, signed: false },
+            _ => Open::Text(index),
+        });
+        out.push(StreamEvent::BlockStart { index, block });
+        index
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(open) = self.open.take() {
+            let (Open::Text(index) | Open::Thinking { index, .. }) = open;
+            out.push(StreamEvent::BlockStop { index });
+        }
+    }
+}
+
+impl DataIn<'_> {
+    /// Empty text as no data: it carries nothing to stream.
+    fn filter_empty(self) -> Self {
+        match self {
+            DataIn::Text(t) if t.is_empty() => DataIn::Empty,
+            other => other,
+        }
+    }
+}
+
+// =========================================================================================================
+// Streams: IR events → client chunks
+
+/// A tool call being collected: Gemini sends calls whole.
+#[derive(Debug)]
+struct PendingCall {
+    index: usize,
+    id: String,
+    name: String,
+    args: String,
+}
+
+/// Writes IR stream events as Gemini stream chunks, each a whole `GenerateContentResponse`: one per text or
+/// thought delta, one per signature (a thought part without text), one per tool call once its arguments are
+/// complete, and a last one with empty parts, the finish reason and the usage. There is no end marker.
+///
+/// Any event sequence yields a valid stream: events after `Finish` are dropped, argument fragments of
+/// unknown tool blocks too, and a call still collecting when the stream ends is written then.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    model: String,
+    id: String,
+    pending: Option<PendingCall>,
+    finished: bool,
+}
+
+impl StreamEncoder {
+    /// `model` is the name the client asked for.
+    pub fn new(model: &str) -> Self {
+        StreamEncoder { model: model.to_owned(), id: String::new(), pending: None, finished: false }
+    }
+
+    pub fn push(&mut self, ev: &StreamEvent, out: &mut Vec<OutEvent>) {
+        if self.finished {
+            return;
+        }
+        match ev {
+            StreamEvent::Start { id, .. } => self.id.clone_from(id),
+            StreamEvent::BlockStart { index, block: BlockKind::ToolUse { id, name } } => {
+                self.flush(out);
+                self.pending =
+                    Some(PendingCall { index: *index, id: id.clone(), name: name.clone(), args: String::new() });
+            }
+            StreamEvent::TextDelta { text, .. } if !text.is_empty() => {
+                self.flush(out);
+                self.chunk(vec![PartOut { text: Some(text), ..PartOut::default() }], out);
+            }
+            StreamEvent::ThinkingDelta { text, .. } if !text.is_empty() => {
+                self.flush(out);
+                self.chunk(vec![PartOut { thought: true, text: Some(text), ..PartOut::default() }], out);
+            }
+            StreamEvent::SignatureDelta { signature, .. } if !signature.is_empty() => {
+                self.flush(out);
+                self.chunk(vec![signature_part(signature)], out);
+            }
+            StreamEvent::ToolArgsDelta { index, json } => {
+                if let Some(call) = self.pending.as_mut().filter(|c| c.index == *index) {
+                    call.args.push_str(json);
+                }
+            }
+            StreamEvent::BlockStop { index } => {
+                if self.pending.as_ref().is_some_and(|c| c.index == *index) {
+                    self.flush(out);
+                }
+            }
+            StreamEvent::Finish { stop_reason, usage } => {
+                self.flush(out);
+                self.finished = true;
+                let mut last = ResponseOut::new(Vec::new(), &self.model, &self.id);
+                last.candidates[0].finish_reason = Some(finish_reason(stop_reason.as_ref()));
+                last.usage_metadata = Some(UsageOut::from(usage));
+                out.push(OutEvent { event: None, data: to_json_string(&last) });
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the stream: a call still collecting is written; Gemini streams have no end marker.
+    pub fn finish(&mut self, out: &mut Vec<OutEvent>) {
+        self.flush(out);
+        self.finished = true;
+    }
+
+    /// Writes the tool call being collected, if any.
+    fn flush(&mut self, out: &mut Vec<OutEvent>) {
+        let Some(call) = self.pending.take() else { return };
+        let args = match crate::types::parse_tool_arguments(&call.args) {
+            Value::Object(o) => Value::Object(o),
+            _ => {
+                tracing::warn!(tool = %call.name, "tool-call arguments are not a JSON object; writing {{}} for Gemini");
+                Value::Object(Map::new())
+            }
+        };
+        let part = PartOut {
+            function_call: Some(FunctionCallOut { id: &call.id, name: &call.name, args: &args }),
+            ..PartOut::default()
+        };
+        self.chunk(vec![part], out);
+    }
+
+    fn chunk(&self, parts: Vec<PartOut<'_>>, out: &mut Vec<OutEvent>) {
+        out.push(OutEvent { event: None, data: to_json_string(&ResponseOut::new(parts, &self.model, &self.id)) });
+    }
+}

@@ -1,0 +1,109 @@
+//! The Gemini front: `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` and
+//! `:countTokens`, and `GET /v1beta/models[/{model}]`, answered (errors included) in Google's shapes.
+//!
+//! The model is part of the last path segment (`{model}:{method}`), which axum cannot split with a
+//! parameter, so the whole rest of the path is captured and split at its last `:`: model names may hold
+//! `/` and `:`, methods never do.
+//!
+//! `streamGenerateContent` answers SSE without `alt` and with `alt=sse` (what the Go original does without
+//! `alt`, and what Google's SDKs ask for), and Google's streamed JSON array with `alt=json`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cliproxy_core::client::UrlTarget;
+use cliproxy_core::dialects::Dialect;
+use cliproxy_core::{Error, ErrorKind};
+
+use crate::AppState;
+use crate::api::{self, Front};
+use crate::render::{self, ApiError, Framing};
+
+type S = State<Arc<AppState>>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1beta/models", get(list)).route("/v1beta/models/{*action}", get(describe).post(call))
+}
+
+async fn list(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
+    api::list_models(&state, Dialect::Gemini, &headers, &uri)
+}
+
+async fn describe(State(state): S, Path(model): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+    api::describe_model(&state, Dialect::Gemini, &model, &headers, &uri)
+}
+
+fn error(kind: ErrorKind, message: String) -> Response {
+    ApiError::new(Dialect::Gemini, Error::new(kind, message)).into_response()
+}
+
+async fn call(State(state): S, Path(action): Path<String>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    let client_key = match api::authenticate(&state, Dialect::Gemini, &headers, &uri) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let Some((model, method)) = action.rsplit_once(':').filter(|(m, _)| !m.is_empty()) else {
+        return error(
+            ErrorKind::InvalidRequest,
+            format!("'{action}' names no model and method: expected models/{{model}}:generateContent"),
+        );
+    };
+    let gemini = |stream: bool, framing: Framing| Front {
+        dialect: Dialect::Gemini,
+        url: Some(UrlTarget { model: model.to_owned(), stream }),
+        framing,
+    };
+    match method {
+        "generateContent" => api::forward(&state, gemini(false, Framing::Sse), client_key, headers, body).await,
+        "streamGenerateContent" => match alt(&uri).as_deref() {
+            None | Some("sse") => api::forward(&state, gemini(true, Framing::Sse), client_key, headers, body).await,
+            Some("json") => api::forward(&state, gemini(true, Framing::JsonArray), client_key, headers, body).await,
+            Some(other) => error(
+                ErrorKind::InvalidRequest,
+                format!("unsupported alt={other}: streams are sent as alt=sse or alt=json"),
+            ),
+        },
+        "countTokens" => {
+            let body = match api::read_body(&state, Dialect::Gemini, body).await {
+                Ok(b) => b,
+                Err(e) => return e.into_response(),
+            };
+            match state.client.count_gemini_tokens(model, body, headers).await {
+                Ok(b) => render::json(b),
+                Err(e) => ApiError::new(Dialect::Gemini, e).into_response(),
+            }
+        }
+        other => error(
+            ErrorKind::ModelNotFound,
+            format!(
+                "unknown method '{other}': this server answers generateContent, streamGenerateContent and countTokens"
+            ),
+        ),
+    }
+}
+
+/// The `alt` (or `$alt`) query parameter: the response format.
+fn alt(uri: &Uri) -> Option<String> {
+    form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == "alt" || k == "$alt")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alt_is_read_in_both_spellings() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(alt(&uri("/v1beta/models/m:streamGenerateContent?alt=sse&key=k")).as_deref(), Some("sse"));
+        assert_eq!(alt(&uri("/x?%24alt=json")).as_deref(), Some("json"));
+        assert_eq!(alt(&uri("/x?key=k")), None);
+        assert_eq!(alt(&uri("/x")), None);
+    }
+}
