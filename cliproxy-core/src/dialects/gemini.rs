@@ -1386,12 +1386,16 @@ impl StreamParser {
             return self.finish(out);
         }
         let chunk = read_chunk(data.as_bytes(), "stream chunk")?;
+        if let Some(u) = chunk.usage {
+            self.usage = self.usage.update(u);
+        }
         if !self.started {
             self.started = true;
+            // Gemini counts the prompt from the first chunk on, as Anthropic's `message_start` does.
             out.push(StreamEvent::Start {
                 id: chunk.id.as_deref().unwrap_or_default().to_owned(),
                 model: chunk.model.as_deref().unwrap_or_default().to_owned(),
-                usage: Usage::default(),
+                usage: self.usage.into(),
             });
         }
         for part in chunk.parts {
@@ -1402,9 +1406,6 @@ impl StreamParser {
             self.finish_reason = Some(reason.into_owned());
         }
         self.blocked |= chunk.blocked;
-        if let Some(u) = chunk.usage {
-            self.usage = self.usage.update(u);
-        }
         Ok(())
     }
 
@@ -1568,10 +1569,8 @@ impl StreamEncoder {
                     call.args.push_str(json);
                 }
             }
-            StreamEvent::BlockStop { index } => {
-                if self.pending.as_ref().is_some_and(|c| c.index == *index) {
-                    self.flush(out);
-                }
+            StreamEvent::BlockStop { index } if self.pending.as_ref().is_some_and(|c| c.index == *index) => {
+                self.flush(out);
             }
             StreamEvent::Finish { stop_reason, usage } => {
                 self.flush(out);
@@ -1610,5 +1609,825 @@ impl StreamEncoder {
 
     fn chunk(&self, parts: Vec<PartOut<'_>>, out: &mut Vec<OutEvent>) {
         out.push(OutEvent { event: None, data: to_json_string(&ResponseOut::new(parts, &self.model, &self.id)) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::dialects::testing::{self, datas, invalid_message, parse_stream, sse};
+    use crate::types::CacheControl;
+
+    fn parse(v: Value) -> Result<ChatRequest, Error> {
+        parse_request(v.to_string().as_bytes(), "gemini-2.5-pro", false)
+    }
+
+    fn err(v: Value) -> String {
+        invalid_message(parse(v))
+    }
+
+    fn user(parts: Value) -> Value {
+        json!({"contents": [{"role": "user", "parts": parts}]})
+    }
+
+    fn encode(req: &ChatRequest) -> Value {
+        serde_json::from_slice(&encode_request(req)).unwrap()
+    }
+
+    fn run(chunks: &[Value]) -> Result<Vec<StreamEvent>, Error> {
+        let events: Vec<_> = chunks.iter().map(|c| sse(None, c.to_string())).collect();
+        parse_stream(Dialect::Gemini.stream_parser(), &events)
+    }
+
+    fn chunk(parts: Value) -> Value {
+        json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}], "responseId": "r1", "modelVersion": "gemini-x"})
+    }
+
+    // ---------------------------------------------------------------- parse_request
+
+    #[test]
+    fn parses_every_part_kind_and_option() {
+        let r = parse(json!({
+            "systemInstruction": {"role": "system", "parts": [{"text": "be brief"}, {"text": "and kind"}]},
+            "contents": [
+                {"role": "user", "parts": [
+                    {"text": "see"},
+                    {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+                    {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/y.jpg"}},
+                    {"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}},
+                    {"executableCode": {"language": "PYTHON", "code": "print(1)"}}
+                ]},
+                {"role": "model", "parts": [
+                    {"text": "Let me ", "thought": true},
+                    {"text": "think.", "thought": true},
+                    {"thought": true, "thoughtSignature": "sig"},
+                    {"text": "Calling."},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "fc-sig"},
+                    {"functionCall": {"id": "own", "name": "get_time", "args": {}}}
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_time", "id": "own", "response": {"output": "noon"}}},
+                    {"functionResponse": {"name": "get_weather", "response": {"temp": 20}}}
+                ]},
+                {"parts": [{"text": "thanks"}]}
+            ],
+            "tools": [{"functionDeclarations": [
+                {"name": "get_weather", "description": "Weather", "parameters": {
+                    "type": "OBJECT", "required": ["city"],
+                    "properties": {"city": {"type": "STRING"}, "days": {"type": "ARRAY", "items": {"type": "INTEGER"}}}
+                }},
+                {"name": "get_time", "parametersJsonSchema": {"type": "object", "properties": {}}}
+            ]}, {"googleSearch": {}}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}},
+            "generationConfig": {"maxOutputTokens": 100, "temperature": 0.5, "topP": 0.9, "topK": 40.0,
+                                 "stopSequences": ["END"], "candidateCount": 1, "responseMimeType": "application/json",
+                                 "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}},
+            "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]
+        }))
+        .unwrap();
+        assert_eq!((r.model.as_str(), r.stream, r.source), ("gemini-2.5-pro", false, Some(Dialect::Gemini)));
+        assert_eq!(r.system, vec![ContentPart::text("be brief"), ContentPart::text("and kind")]);
+        let m = &r.messages;
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            m[0].content[..3],
+            [
+                ContentPart::text("see"),
+                ContentPart::Image {
+                    source: ImageSource::Base64 { media_type: "image/png".into(), data: "AAAA".into() },
+                    detail: None,
+                    cache_control: None
+                },
+                ContentPart::Image {
+                    source: ImageSource::Url { url: "https://x/y.jpg".into() },
+                    detail: None,
+                    cache_control: None
+                },
+            ]
+        );
+        assert!(
+            matches!(&m[0].content[3], ContentPart::Opaque(Opaque { dialect: Dialect::Gemini, value }) if value["inlineData"]["mimeType"] == "application/pdf")
+        );
+        assert!(matches!(&m[0].content[4], ContentPart::Opaque(o) if o.value["executableCode"]["code"] == "print(1)"));
+        assert_eq!(m[1].role, Role::Assistant);
+        assert_eq!(
+            m[1].content,
+            vec![
+                ContentPart::Thinking { text: "Let me think.".into(), signature: Some("sig".into()) },
+                ContentPart::text("Calling."),
+                ContentPart::Thinking { text: String::new(), signature: Some("fc-sig".into()) },
+                ContentPart::tool_use("call_1", "get_weather", json!({"city": "Paris"})),
+                ContentPart::tool_use("own", "get_time", json!({})),
+            ]
+        );
+        assert_eq!(
+            m[2].content,
+            vec![
+                ContentPart::tool_result("own", vec![ContentPart::text("noon")], false),
+                ContentPart::tool_result("call_1", vec![ContentPart::text(r#"{"temp":20}"#)], false),
+            ]
+        );
+        assert_eq!(m[3], Message::user(vec![ContentPart::text("thanks")]));
+        // ANY with one allowed function forces it; the other tools stay available to name in history.
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("get_time".into())));
+        assert_eq!(r.tools.len(), 3);
+        assert_eq!(
+            r.tools[0].parameters,
+            json!({"type": "object", "required": ["city"],
+                   "properties": {"city": {"type": "string"}, "days": {"type": "array", "items": {"type": "integer"}}}})
+        );
+        assert_eq!(r.tools[1].parameters, json!({"type": "object", "properties": {}}));
+        assert!(
+            matches!(&r.tools[2].builtin, Some(Opaque { dialect: Dialect::Gemini, value }) if *value == json!({"googleSearch": {}}))
+        );
+        assert_eq!((r.max_tokens, r.temperature, r.top_p, r.top_k), (Some(100), Some(0.5), Some(0.9), Some(40)));
+        assert_eq!(r.stop, vec!["END"]);
+        assert_eq!(r.reasoning, Some(Reasoning { budget_tokens: Some(2048), ..Reasoning::default() }));
+        assert_eq!(
+            Value::Object(r.extra),
+            json!({"generationConfig": {"candidateCount": 1, "responseMimeType": "application/json"},
+                   "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]})
+        );
+    }
+
+    #[test]
+    fn snake_case_keys_are_read_too() {
+        let r = parse(json!({
+            "system_instruction": {"parts": [{"text": "sys"}]},
+            "contents": [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "AA"}}]},
+                         {"role": "model", "parts": [{"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": "s"}]},
+                         {"role": "function", "parts": [{"function_response": {"name": "f", "response": {"error": "boom"}}}]}],
+            "tool_config": {"function_calling_config": {"mode": "none"}},
+            "generation_config": {"max_output_tokens": 7, "stop_sequences": ["x"], "thinking_config": {"thinking_level": "HIGH"}}
+        }))
+        .unwrap();
+        assert_eq!(r.system, vec![ContentPart::text("sys")]);
+        assert!(matches!(&r.messages[0].content[0], ContentPart::Image { source: ImageSource::Base64 { .. }, .. }));
+        assert_eq!(r.messages[1].content[1], ContentPart::tool_use("call_1", "f", json!({"a": 1})));
+        assert_eq!(r.messages[2].content[0], ContentPart::tool_result("call_1", vec![ContentPart::text("boom")], true));
+        assert_eq!(r.tool_choice, Some(ToolChoice::None));
+        assert_eq!((r.max_tokens, r.stop.clone()), (Some(7), vec!["x".to_owned()]));
+        assert_eq!(r.reasoning, Some(Reasoning { effort: Some("high".into()), ..Reasoning::default() }));
+        assert!(r.extra.is_empty());
+    }
+
+    #[test]
+    fn thinking_config_maps_to_one_reasoning_setting() {
+        let reasoning = |config: Value| {
+            parse(json!({"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"thinkingConfig": config}}))
+                .unwrap()
+                .reasoning
+        };
+        let effort = |e: &str| Some(Reasoning { effort: Some(e.into()), ..Reasoning::default() });
+        assert_eq!(reasoning(json!({"thinkingBudget": 0})), effort("none"));
+        assert_eq!(reasoning(json!({"thinkingBudget": -1})), effort("medium"));
+        assert_eq!(reasoning(json!({"includeThoughts": true})), effort("medium"));
+        assert_eq!(reasoning(json!({"includeThoughts": false})), None);
+        assert_eq!(reasoning(json!({"thinkingLevel": "low", "thinkingBudget": 9000})), effort("low"));
+        assert_eq!(reasoning(json!({"thinkingLevel": "THINKING_LEVEL_UNSPECIFIED"})), None);
+        assert!(err(json!({"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"thinkingConfig": {"thinkingBudget": -5}}}))
+            .starts_with("generationConfig.thinkingConfig.thinkingBudget: expected -1"));
+    }
+
+    #[test]
+    fn function_calling_modes() {
+        let with = |config: Value| {
+            parse(json!({"contents": [{"parts": [{"text": "q"}]}],
+                         "tools": [{"functionDeclarations": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}],
+                         "toolConfig": {"functionCallingConfig": config}}))
+            .unwrap()
+        };
+        assert_eq!(with(json!({"mode": "AUTO"})).tool_choice, Some(ToolChoice::Auto));
+        assert_eq!(with(json!({"mode": "VALIDATED"})).tool_choice, Some(ToolChoice::Auto));
+        assert_eq!(with(json!({})).tool_choice, Some(ToolChoice::Auto));
+        assert_eq!(with(json!({"mode": "ANY"})).tool_choice, Some(ToolChoice::Required));
+        let r = with(json!({"mode": "ANY", "allowedFunctionNames": ["a", "c"]}));
+        assert_eq!(r.tool_choice, Some(ToolChoice::Required));
+        assert_eq!(r.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        let e = err(
+            json!({"contents": [{"parts": [{"text": "q"}]}], "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}),
+        );
+        assert!(e.contains("unknown mode 'SOMETIMES'"), "{e}");
+    }
+
+    #[test]
+    fn function_responses_answer_the_earliest_open_call_of_their_name() {
+        let r = parse(json!({"contents": [
+            {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"n": 1}}}, {"functionCall": {"name": "f", "args": {"n": 2}}},
+                                        {"functionCall": {"name": "call_1"}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"output": 1}}},
+                                       {"functionResponse": {"name": "f", "response": {"output": 2}}},
+                                       {"functionResponse": {"name": "g", "response": {}}}]}
+        ]}))
+        .unwrap();
+        let ids: Vec<_> = r.messages[0]
+            .content
+            .iter()
+            .map(|p| match p {
+                ContentPart::ToolUse { id, .. } => id.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(ids, ["call_1", "call_2", "call_3"]);
+        let answered: Vec<_> = r.messages[1]
+            .content
+            .iter()
+            .map(|p| match p {
+                ContentPart::ToolResult { tool_use_id, content, .. } => (tool_use_id.clone(), content.clone()),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(answered[0], ("call_1".into(), vec![ContentPart::text("1")]));
+        assert_eq!(answered[1], ("call_2".into(), vec![ContentPart::text("2")]));
+        // A response to no call gets an id of its own (the upstream decides whether that is acceptable).
+        assert_eq!(answered[2], ("call_4".into(), vec![ContentPart::text("{}")]));
+    }
+
+    #[test]
+    fn malformed_requests_are_rejected_with_the_path() {
+        assert!(err(json!({})).starts_with("contents: missing"));
+        assert!(err(json!({"contents": []})).starts_with("contents: expected a non-empty array"));
+        assert!(err(json!({"contents": "hi"})).starts_with("contents: expected a non-empty array"));
+        assert!(err(json!({"contents": [{"role": "user"}]})).starts_with("contents[0].parts: missing"));
+        assert!(err(json!({"contents": [{"role": "assistant", "parts": []}]})).contains("unknown role 'assistant'"));
+        assert!(err(user(json!([{"text": 5}]))).starts_with("contents[0].parts[0].text: expected a string"));
+        assert!(err(user(json!([{"text": "a", "functionCall": {"name": "f"}}]))).contains("not several"));
+        assert!(
+            err(user(json!([{"functionCall": {"args": {}}}])))
+                .starts_with("contents[0].parts[0].functionCall.name: missing")
+        );
+        assert!(
+            err(user(json!([{"thought": "yes", "text": "a"}])))
+                .starts_with("contents[0].parts[0].thought: expected true or false")
+        );
+        assert!(err(user(json!(["text"]))).starts_with("contents[0].parts[0]: expected a JSON object"));
+        let e = err(
+            json!({"contents": [{"parts": [{"text": "q"}]}], "systemInstruction": {"parts": [{"inlineData": {"mimeType": "image/png", "data": "A"}}]}}),
+        );
+        assert!(e.starts_with("systemInstruction.parts[0]: only text parts"), "{e}");
+        assert!(err(json!({"contents": [{"parts": [{"text": "q"}]}], "tools": [{"functionDeclarations": [{"description": "x"}]}]}))
+            .starts_with("tools[0].functionDeclarations[0].name: missing"));
+        assert!(
+            err(json!({"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"topK": 1.5}}))
+                .starts_with("generationConfig.topK")
+        );
+        assert!(
+            err(json!({"contents": [{"parts": [{"text": "q"}]}], "generationConfig": {"maxOutputTokens": -1}}))
+                .starts_with("generationConfig.maxOutputTokens")
+        );
+        assert!(invalid_message(parse_request(b"{", "m", false)).starts_with("body is not valid JSON"));
+        assert!(invalid_message(parse_request(b"[]", "m", false)).contains("expected a JSON object"));
+        assert!(
+            invalid_message(parse_request(br#"{"contents":[{"parts":[{"text":"q"}]}]}"#, "", false)).contains("model")
+        );
+        assert!(invalid_message(Dialect::Gemini.parse_request(b"{}")).contains("URL"));
+    }
+
+    #[test]
+    fn count_requests_take_either_form() {
+        let plain = parse_count_request(br#"{"contents":[{"parts":[{"text":"hi"}]}]}"#, "m").unwrap();
+        let wrapped = parse_count_request(
+            br#"{"generateContentRequest":{"model":"models/m","contents":[{"parts":[{"text":"hi"}]}]}}"#,
+            "m",
+        )
+        .unwrap();
+        assert_eq!(plain.messages, wrapped.messages);
+        let e = invalid_message(parse_count_request(br#"{"generateContentRequest":{}}"#, "m"));
+        assert!(e.starts_with("generateContentRequest: contents: missing"), "{e}");
+    }
+
+    // ---------------------------------------------------------------- encode_request
+
+    #[test]
+    fn encodes_requests_from_other_dialects() {
+        let req = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            system: vec![ContentPart::Text { text: "sys".into(), cache_control: Some(CacheControl::ephemeral()) }],
+            messages: vec![
+                Message::user(vec![
+                    ContentPart::text("look"),
+                    ContentPart::Image {
+                        source: ImageSource::Base64 { media_type: "image/png".into(), data: "AA".into() },
+                        detail: Some("high".into()),
+                        cache_control: None,
+                    },
+                ]),
+                Message::assistant(vec![
+                    ContentPart::Thinking { text: "hm".into(), signature: None },
+                    ContentPart::Thinking { text: "signed".into(), signature: Some("s1".into()) },
+                    ContentPart::RedactedThinking { data: "enc".into() },
+                    ContentPart::tool_use("t1", "get_weather", json!({"city": "Paris"})),
+                    ContentPart::tool_use("t2", "bad_args", json!("{not json")),
+                ]),
+                Message::user(vec![
+                    ContentPart::tool_result("t1", vec![ContentPart::text(r#"{"temp": 20}"#)], false),
+                    ContentPart::tool_result("t2", vec![ContentPart::text("failed")], true),
+                    ContentPart::tool_result("t9", vec![ContentPart::text("plain")], false),
+                ]),
+                Message::assistant(vec![ContentPart::Thinking { text: "only unsigned".into(), signature: None }]),
+            ],
+            tools: vec![
+                Tool {
+                    name: "get_weather".into(),
+                    description: Some("W".into()),
+                    parameters: json!({"type": "object"}),
+                    ..Tool::default()
+                },
+                Tool { name: "bad_args".into(), ..Tool::default() },
+                Tool {
+                    name: "web_search".into(),
+                    builtin: Some(Opaque {
+                        dialect: Dialect::Anthropic,
+                        value: json!({"type": "web_search_20250305"}),
+                    }),
+                    ..Tool::default()
+                },
+            ],
+            tool_choice: Some(ToolChoice::Tool("get_weather".into())),
+            max_tokens: Some(500),
+            temperature: Some(0.2),
+            top_k: Some(5),
+            stop: vec!["X".into()],
+            reasoning: Some(Reasoning { effort: Some("high".into()), ..Reasoning::default() }),
+            parallel_tool_calls: Some(false),
+            user: Some("u".into()),
+            source: Some(Dialect::OpenAiChat),
+            extra: [("seed".to_owned(), json!(1))].into_iter().collect(),
+            ..ChatRequest::default()
+        };
+        assert_eq!(
+            encode(&req),
+            json!({
+                "contents": [
+                    {"role": "user", "parts": [{"text": "look"}, {"inlineData": {"mimeType": "image/png", "data": "AA"}}]},
+                    {"role": "model", "parts": [
+                        {"thought": true, "text": "signed", "thoughtSignature": "s1"},
+                        {"functionCall": {"id": "t1", "name": "get_weather", "args": {"city": "Paris"}}},
+                        {"functionCall": {"id": "t2", "name": "bad_args", "args": {}}}
+                    ]},
+                    {"role": "user", "parts": [
+                        {"functionResponse": {"id": "t1", "name": "get_weather", "response": {"temp": 20}}},
+                        {"functionResponse": {"id": "t2", "name": "bad_args", "response": {"error": "failed"}}},
+                        {"functionResponse": {"id": "t9", "name": "t9", "response": {"output": "plain"}}}
+                    ]}
+                ],
+                "systemInstruction": {"parts": [{"text": "sys"}]},
+                "tools": [{"functionDeclarations": [
+                    {"name": "get_weather", "description": "W", "parametersJsonSchema": {"type": "object"}},
+                    {"name": "bad_args"}
+                ]}],
+                "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
+                "generationConfig": {"maxOutputTokens": 500, "temperature": 0.2, "topK": 5, "stopSequences": ["X"],
+                                     "thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": true}}
+            })
+        );
+    }
+
+    #[test]
+    fn thinking_settings_become_budgets() {
+        let config = |r: Reasoning| thinking_config(&r);
+        assert_eq!(
+            config(Reasoning { budget_tokens: Some(3000), ..Reasoning::default() }),
+            json!({"thinkingBudget": 3000, "includeThoughts": true})
+        );
+        assert_eq!(
+            config(Reasoning { effort: Some("none".into()), ..Reasoning::default() }),
+            json!({"thinkingBudget": 0})
+        );
+        assert_eq!(
+            config(Reasoning { effort: Some("low".into()), ..Reasoning::default() }),
+            json!({"thinkingBudget": 1024, "includeThoughts": true})
+        );
+        assert_eq!(
+            config(Reasoning { adaptive: true, effort: Some("low".into()), ..Reasoning::default() }),
+            json!({"thinkingBudget": -1, "includeThoughts": true})
+        );
+    }
+
+    #[test]
+    fn gemini_requests_round_trip_with_their_extras() {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "q"}, {"executableCode": {"language": "PYTHON", "code": "1"}}]},
+                         {"role": "model", "parts": [{"functionCall": {"id": "c", "name": "f", "args": {}}, "thoughtSignature": "sig"}]},
+                         {"role": "user", "parts": [{"functionResponse": {"id": "c", "name": "f", "response": {"output": "ok"}}}]}],
+            "tools": [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": {"type": "object"}}]}, {"codeExecution": {}}],
+            "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}, "retrievalConfig": {"languageCode": "en"}},
+            "generationConfig": {"temperature": 1, "seed": 3, "thinkingConfig": {"thinkingBudget": 100, "includeThoughts": true}},
+            "safetySettings": [],
+            "cachedContent": "cachedContents/x"
+        });
+        let r = parse(body.clone()).unwrap();
+        let mut expected = body;
+        expected["generationConfig"]["temperature"] = json!(1.0);
+        assert_eq!(encode(&r), expected);
+    }
+
+    // ---------------------------------------------------------------- answers
+
+    #[test]
+    fn parses_answers_with_thoughts_calls_and_usage() {
+        let body = json!({
+            "candidates": [{"content": {"role": "model", "parts": [
+                {"text": "plan", "thought": true},
+                {"text": "Hi"},
+                {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "s"}
+            ]}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 5, "thoughtsTokenCount": 7, "cachedContentTokenCount": 4, "totalTokenCount": 32},
+            "modelVersion": "gemini-2.5-pro", "responseId": "abc"
+        });
+        let r = parse_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!((r.id.as_str(), r.model.as_str()), ("abc", "gemini-2.5-pro"));
+        assert_eq!(
+            r.content,
+            vec![
+                ContentPart::Thinking { text: "plan".into(), signature: None },
+                ContentPart::text("Hi"),
+                ContentPart::Thinking { text: String::new(), signature: Some("s".into()) },
+                ContentPart::tool_use("call_1", "f", json!({"a": 1})),
+            ]
+        );
+        assert_eq!(r.stop_reason, Some(StopReason::ToolUse));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 16,
+                output_tokens: 12,
+                cache_read_tokens: 4,
+                cache_creation_tokens: 0,
+                reasoning_tokens: 7
+            }
+        );
+        // Encoded back for a Gemini client: the same usage and the signature on the call again.
+        let v: Value = serde_json::from_slice(&encode_response(&r, "alias")).unwrap();
+        assert_eq!(v["usageMetadata"], body["usageMetadata"]);
+        assert_eq!(
+            v["candidates"][0]["content"]["parts"][2],
+            json!({"functionCall": {"id": "call_1", "name": "f", "args": {"a": 1}}, "thoughtSignature": "s"})
+        );
+        assert_eq!(
+            (v["modelVersion"].as_str(), v["candidates"][0]["finishReason"].as_str()),
+            (Some("alias"), Some("STOP"))
+        );
+    }
+
+    #[test]
+    fn finish_reasons_both_ways() {
+        assert_eq!(parse_finish_reason("STOP", false), StopReason::EndTurn);
+        assert_eq!(parse_finish_reason("MAX_TOKENS", true), StopReason::MaxTokens);
+        assert_eq!(parse_finish_reason("RECITATION", false), StopReason::ContentFilter);
+        assert_eq!(
+            parse_finish_reason("MALFORMED_FUNCTION_CALL", false),
+            StopReason::Other("MALFORMED_FUNCTION_CALL".into())
+        );
+        assert_eq!(finish_reason(None), "STOP");
+        assert_eq!(finish_reason(Some(&StopReason::ToolUse)), "STOP");
+        assert_eq!(finish_reason(Some(&StopReason::MaxTokens)), "MAX_TOKENS");
+        assert_eq!(finish_reason(Some(&StopReason::Refusal)), "SAFETY");
+        assert_eq!(
+            finish_reason(Some(&StopReason::Other("MALFORMED_FUNCTION_CALL".into()))),
+            "MALFORMED_FUNCTION_CALL"
+        );
+        assert_eq!(finish_reason(Some(&StopReason::Other("insufficient_system_resource".into()))), "OTHER");
+    }
+
+    #[test]
+    fn blocked_prompts_and_error_answers() {
+        let r =
+            parse_response(br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}"#)
+                .unwrap();
+        assert_eq!((r.content.len(), r.stop_reason), (0, Some(StopReason::ContentFilter)));
+        let e =
+            parse_response(br#"{"error":{"code":429,"message":"slow","status":"RESOURCE_EXHAUSTED"}}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        let e = parse_response(b"not json").unwrap_err();
+        assert!(e.message().starts_with("the upstream sent an unreadable generateContent answer"), "{e}");
+    }
+
+    #[test]
+    fn encodes_answers_for_gemini_clients() {
+        let resp = ChatResponse {
+            id: "msg_1".into(),
+            model: "claude".into(),
+            content: vec![
+                ContentPart::Thinking { text: "Let me think.".into(), signature: Some("sig".into()) },
+                ContentPart::Thinking { text: "unsigned".into(), signature: None },
+                ContentPart::RedactedThinking { data: "enc".into() },
+                ContentPart::text("Hello"),
+                ContentPart::tool_use("toolu_1", "get_weather", json!({"city": "Paris"})),
+            ],
+            stop_reason: Some(StopReason::MaxTokens),
+            usage: Usage {
+                input_tokens: 11,
+                output_tokens: 7,
+                cache_read_tokens: 5,
+                cache_creation_tokens: 3,
+                reasoning_tokens: 2,
+            },
+        };
+        let v: Value = serde_json::from_slice(&encode_response(&resp, "gemini-alias")).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "candidates": [{"content": {"role": "model", "parts": [
+                    {"thought": true, "text": "Let me think.", "thoughtSignature": "sig"},
+                    {"thought": true, "text": "unsigned"},
+                    {"text": "Hello"},
+                    {"functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Paris"}}}
+                ]}, "finishReason": "MAX_TOKENS", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 19, "candidatesTokenCount": 5, "totalTokenCount": 26,
+                                  "cachedContentTokenCount": 5, "thoughtsTokenCount": 2},
+                "modelVersion": "gemini-alias",
+                "responseId": "msg_1"
+            })
+        );
+        assert_eq!(encode_count_response(42), br#"{"totalTokens":42}"#);
+    }
+
+    #[test]
+    fn usage_of_passthrough_bodies() {
+        assert_eq!(usage_of(br#"{"candidates":[]}"#), None);
+        let u = usage_of(
+            br#"{"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":2,"toolUsePromptTokenCount":1}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (10, 2));
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    #[test]
+    fn google_errors_map_to_kinds() {
+        let body = |status: &str, details: Value| {
+            json!({"error": {"code": 400, "message": "m", "status": status, "details": details}}).to_string()
+        };
+        let e = parse_error(429, body("RESOURCE_EXHAUSTED", json!([
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "41.5s"}
+        ])).as_bytes());
+        assert_eq!(
+            (e.kind(), e.status(), e.retry_after()),
+            (ErrorKind::RateLimited, Some(429), Some(std::time::Duration::from_millis(41500)))
+        );
+        let e = parse_error(
+            429,
+            body(
+                "RESOURCE_EXHAUSTED",
+                json!([{"violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]),
+            )
+            .as_bytes(),
+        );
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
+        let e = parse_error(
+            400,
+            body(
+                "INVALID_ARGUMENT",
+                json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]),
+            )
+            .as_bytes(),
+        );
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        assert_eq!(parse_error(400, body("INVALID_ARGUMENT", json!([])).as_bytes()).kind(), ErrorKind::InvalidRequest);
+        assert_eq!(parse_error(401, body("UNAUTHENTICATED", json!([])).as_bytes()).kind(), ErrorKind::Authentication);
+        assert_eq!(parse_error(404, body("NOT_FOUND", json!([])).as_bytes()).kind(), ErrorKind::ModelNotFound);
+        let e = parse_error(503, body("UNAVAILABLE", json!([])).as_bytes());
+        assert!(e.kind() == ErrorKind::Upstream && e.is_retryable());
+        // The array the non-SSE stream form wraps errors in, and bodies that are not Google's.
+        let wrapped = format!("[{}]", body("PERMISSION_DENIED", json!([])));
+        assert_eq!(parse_error(403, wrapped.as_bytes()).kind(), ErrorKind::Permission);
+        let e = parse_error(502, b"<html>Bad Gateway</html>");
+        assert_eq!((e.kind(), e.message()), (ErrorKind::Upstream, "<html>Bad Gateway</html>"));
+        assert_eq!(parse_error(429, b"").kind(), ErrorKind::RateLimited);
+        let e = parse_stream_error(br#"{"error":{"code":500,"message":"internal","status":"INTERNAL"}}"#);
+        assert_eq!((e.kind(), e.status(), e.message()), (ErrorKind::Upstream, Some(500), "internal"));
+    }
+
+    #[test]
+    fn error_events_are_data_chunks_with_googles_body() {
+        let ev = error_event(&Error::new(ErrorKind::Upstream, "gone"));
+        assert_eq!(ev.event, None);
+        let v: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(v, json!({"error": {"code": 502, "message": "gone", "status": "UNAVAILABLE"}}));
+    }
+
+    // ---------------------------------------------------------------- stream parser
+
+    #[test]
+    fn stream_chunks_become_blocks() {
+        use StreamEvent::*;
+        let evs = run(&[
+            chunk(json!([{"text": "Let ", "thought": true}])),
+            chunk(json!([{"text": "me", "thought": true}, {"thought": true, "thoughtSignature": "s1"}])),
+            chunk(json!([{"text": "Hel"}])),
+            chunk(json!([{"text": ""}, {"text": "lo"}])),
+            chunk(json!([{"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "s2"}, {"functionCall": {"id": "x", "name": "g"}}])),
+            json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}],
+                   "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "thoughtsTokenCount": 2}}),
+        ])
+        .unwrap();
+        assert_eq!(
+            evs,
+            vec![
+                Start { id: "r1".into(), model: "gemini-x".into(), usage: Usage::default() },
+                BlockStart { index: 0, block: BlockKind::Thinking },
+                ThinkingDelta { index: 0, text: "Let ".into() },
+                ThinkingDelta { index: 0, text: "me".into() },
+                SignatureDelta { index: 0, signature: "s1".into() },
+                BlockStop { index: 0 },
+                BlockStart { index: 1, block: BlockKind::Text },
+                TextDelta { index: 1, text: "Hel".into() },
+                TextDelta { index: 1, text: "lo".into() },
+                BlockStop { index: 1 },
+                BlockStart { index: 2, block: BlockKind::Thinking },
+                SignatureDelta { index: 2, signature: "s2".into() },
+                BlockStop { index: 2 },
+                BlockStart { index: 3, block: BlockKind::ToolUse { id: "call_1".into(), name: "f".into() } },
+                ToolArgsDelta { index: 3, json: r#"{"a":1}"#.into() },
+                BlockStop { index: 3 },
+                BlockStart { index: 4, block: BlockKind::ToolUse { id: "x".into(), name: "g".into() } },
+                BlockStop { index: 4 },
+                Finish {
+                    stop_reason: Some(StopReason::ToolUse),
+                    usage: Usage { input_tokens: 5, output_tokens: 5, reasoning_tokens: 2, ..Usage::default() }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_usage_merges_and_a_later_thought_opens_a_new_block() {
+        let evs = run(&[
+            json!({"candidates": [{"content": {"parts": [{"text": "a", "thought": true, "thoughtSignature": "s"}]}}], "usageMetadata": {"promptTokenCount": 4}}),
+            chunk(json!([{"text": "b", "thought": true}])),
+            json!({"candidates": [{"content": {"parts": [{"text": "c"}]}, "finishReason": "MAX_TOKENS"}], "usageMetadata": {"candidatesTokenCount": 2}}),
+            json!({"candidates": [], "usageMetadata": {"candidatesTokenCount": 3, "cachedContentTokenCount": 1}}),
+        ])
+        .unwrap();
+        let starts = evs.iter().filter(|e| matches!(e, StreamEvent::BlockStart { .. })).count();
+        assert_eq!(starts, 3);
+        assert_eq!(
+            evs.last(),
+            Some(&StreamEvent::Finish {
+                stop_reason: Some(StopReason::MaxTokens),
+                usage: Usage { input_tokens: 3, output_tokens: 3, cache_read_tokens: 1, ..Usage::default() }
+            })
+        );
+    }
+
+    #[test]
+    fn stream_errors_and_cut_offs() {
+        let e = run(&[
+            chunk(json!([{"text": "a"}])),
+            json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}),
+        ])
+        .unwrap_err();
+        assert_eq!((e.kind(), e.status(), e.message()), (ErrorKind::Upstream, Some(503), "overloaded"));
+        let e = run(&[chunk(json!([{"text": "a"}]))]).unwrap_err();
+        assert!(e.message().contains("ended early"), "{e}");
+        let e = run(&[json!("nope")]).unwrap_err();
+        assert!(e.message().starts_with("the upstream sent an unreadable stream chunk"), "{e}");
+        // A blocked prompt ends the stream without a candidate; a relay's `[DONE]` ends it too.
+        let evs = run(&[json!({"promptFeedback": {"blockReason": "OTHER"}})]).unwrap();
+        assert!(matches!(evs.last(), Some(StreamEvent::Finish { stop_reason: Some(StopReason::ContentFilter), .. })));
+        let mut parser = Dialect::Gemini.stream_parser();
+        let mut out = Vec::new();
+        parser
+            .push(
+                &sse(
+                    None,
+                    json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "STOP"}]})
+                        .to_string(),
+                ),
+                &mut out,
+            )
+            .unwrap();
+        parser.push(&sse(None, "[DONE]"), &mut out).unwrap();
+        assert!(matches!(out.last(), Some(StreamEvent::Finish { stop_reason: Some(StopReason::EndTurn), .. })));
+        parser.push(&sse(None, chunk(json!([{"text": "late"}])).to_string()), &mut out).unwrap();
+        parser.finish(&mut out).unwrap();
+        assert!(matches!(out.last(), Some(StreamEvent::Finish { .. })));
+    }
+
+    // ---------------------------------------------------------------- stream encoder
+
+    fn encode_stream(events: &[StreamEvent]) -> Vec<OutEvent> {
+        testing::encode_stream(Dialect::Gemini.stream_encoder("asked", false), events)
+    }
+
+    #[test]
+    fn encoder_writes_one_chunk_per_delta_and_whole_calls() {
+        use StreamEvent::*;
+        let out = encode_stream(&[
+            Start { id: "msg_1".into(), model: "c".into(), usage: Usage::default() },
+            Ping,
+            BlockStart { index: 0, block: BlockKind::Thinking },
+            ThinkingDelta { index: 0, text: "hm".into() },
+            SignatureDelta { index: 0, signature: "sig".into() },
+            BlockStop { index: 0 },
+            BlockStart { index: 1, block: BlockKind::Text },
+            TextDelta { index: 1, text: "Hi".into() },
+            TextDelta { index: 1, text: "".into() },
+            BlockStop { index: 1 },
+            BlockStart { index: 2, block: BlockKind::ToolUse { id: "t1".into(), name: "f".into() } },
+            ToolArgsDelta { index: 2, json: "{\"a\":".into() },
+            ToolArgsDelta { index: 9, json: "lost".into() },
+            ToolArgsDelta { index: 2, json: "1}".into() },
+            BlockStop { index: 2 },
+            BlockStart { index: 3, block: BlockKind::ToolUse { id: "t2".into(), name: "g".into() } },
+            Finish {
+                stop_reason: Some(StopReason::ToolUse),
+                usage: Usage { input_tokens: 3, output_tokens: 4, ..Usage::default() },
+            },
+            TextDelta { index: 4, text: "after finish".into() },
+        ]);
+        assert!(out.iter().all(|e| e.event.is_none()));
+        let parts: Vec<Value> = datas(&out).iter().map(|c| c["candidates"][0]["content"]["parts"].clone()).collect();
+        assert_eq!(
+            parts,
+            vec![
+                json!([{"thought": true, "text": "hm"}]),
+                json!([{"thought": true, "thoughtSignature": "sig"}]),
+                json!([{"text": "Hi"}]),
+                json!([{"functionCall": {"id": "t1", "name": "f", "args": {"a": 1}}}]),
+                json!([{"functionCall": {"id": "t2", "name": "g", "args": {}}}]),
+                json!([]),
+            ]
+        );
+        let last = &datas(&out)[5];
+        assert_eq!(
+            *last,
+            json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP", "index": 0}],
+                   "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7},
+                   "modelVersion": "asked", "responseId": "msg_1"})
+        );
+        // No end marker, and a call still collecting at the end is written.
+        let out = encode_stream(&[
+            BlockStart { index: 0, block: BlockKind::ToolUse { id: "t".into(), name: "f".into() } },
+            ToolArgsDelta { index: 0, json: "not json".into() },
+        ]);
+        assert_eq!(datas(&out).len(), 1);
+        assert_eq!(datas(&out)[0]["candidates"][0]["content"]["parts"][0]["functionCall"]["args"], json!({}));
+        assert!(datas(&out)[0].get("responseId").is_none());
+        assert!(encode_stream(&[]).is_empty());
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the event sequence, every chunk is a whole `GenerateContentResponse` with one candidate,
+            /// at most the last one carries a finish reason, no text is lost or invented, and there is no
+            /// `[DONE]`.
+            #[test]
+            fn any_event_sequence_encodes_to_a_valid_stream(events in proptest::collection::vec(testing::stream_event(), 0..40)) {
+                let out = encode_stream(&events);
+                let chunks: Vec<Value> = out.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+                for (i, c) in chunks.iter().enumerate() {
+                    prop_assert_eq!(c["candidates"].as_array().map(Vec::len), Some(1));
+                    prop_assert_eq!(&c["candidates"][0]["content"]["role"], "model");
+                    prop_assert!(c["candidates"][0]["content"]["parts"].is_array());
+                    let finished = c["candidates"][0].get("finishReason").is_some();
+                    prop_assert!(!finished || i + 1 == chunks.len(), "finish reason before the last chunk");
+                    prop_assert_eq!(finished, c.get("usageMetadata").is_some());
+                }
+                let want = testing::text_until_finish(&events);
+                let got: String = chunks
+                    .iter()
+                    .flat_map(|c| c["candidates"][0]["content"]["parts"].as_array().cloned().unwrap_or_default())
+                    .filter(|p| p.get("thought").is_none())
+                    .filter_map(|p| p["text"].as_str().map(str::to_owned))
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
+
+            /// Gemini chunks through the parser and back through the encoder keep every text, thought and call.
+            #[test]
+            fn gemini_chunks_round_trip(
+                parts in proptest::collection::vec(prop_oneof![
+                    ".{0,3}".prop_map(|t| json!({"text": t})),
+                    ".{0,3}".prop_map(|t| json!({"text": t, "thought": true})),
+                    "[a-z]{1,3}".prop_map(|s| json!({"thought": true, "thoughtSignature": s})),
+                    ("[a-z]{1,3}", 0u8..3).prop_map(|(n, a)| json!({"functionCall": {"id": format!("id_{n}"), "name": n, "args": {"a": a}}})),
+                ], 0..10),
+            ) {
+                let mut chunks: Vec<Value> = parts.iter().map(|p| chunk(json!([p]))).collect();
+                chunks.push(json!({"candidates": [{"content": {"parts": []}, "finishReason": "STOP"}]}));
+                let events = run(&chunks).unwrap();
+                let out = encode_stream(&events);
+                let text = |ps: &[Value], thought: bool| -> String {
+                    ps.iter().filter(|p| p.get("thought").is_some() == thought).filter_map(|p| p["text"].as_str()).collect()
+                };
+                let calls = |ps: &[Value]| -> Vec<Value> { ps.iter().filter_map(|p| p.get("functionCall").cloned()).collect() };
+                let got: Vec<Value> = datas(&out)
+                    .iter()
+                    .flat_map(|c| c["candidates"][0]["content"]["parts"].as_array().cloned().unwrap_or_default())
+                    .collect();
+                prop_assert_eq!(text(&got, false), text(&parts, false));
+                prop_assert_eq!(text(&got, true), text(&parts, true));
+                prop_assert_eq!(calls(&got), calls(&parts));
+            }
+        }
     }
 }
