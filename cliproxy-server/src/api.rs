@@ -166,9 +166,16 @@ async fn count_tokens(State(state): S, headers: HeaderMap, uri: Uri, body: Body)
     }
 }
 
-/// Anthropic clients send `anthropic-version`; they get Anthropic's list shape.
+/// Anthropic clients send `anthropic-version` and get Anthropic's list shape; Google's clients send their
+/// key as `x-goog-api-key` (or name themselves in `x-goog-api-client`) and get Gemini's.
 fn listing_dialect(headers: &HeaderMap) -> Dialect {
-    if headers.contains_key("anthropic-version") { Dialect::Anthropic } else { Dialect::OpenAiChat }
+    if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else if headers.contains_key("x-goog-api-key") || headers.contains_key("x-goog-api-client") {
+        Dialect::Gemini
+    } else {
+        Dialect::OpenAiChat
+    }
 }
 
 fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {

@@ -1,5 +1,6 @@
 //! The Gemini front: `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent` and
-//! `:countTokens`, and `GET /v1beta/models[/{model}]`, answered (errors included) in Google's shapes.
+//! `:countTokens` (also under `/v1`), and `GET /v1beta/models[/{model}]`, answered (errors included) in
+//! Google's shapes.
 //!
 //! The model is part of the last path segment (`{model}:{method}`), which axum cannot split with a
 //! parameter, so the whole rest of the path is captured and split at its last `:`: model names may hold
@@ -15,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use cliproxy_core::client::UrlTarget;
 use cliproxy_core::dialects::Dialect;
 use cliproxy_core::{Error, ErrorKind};
@@ -27,7 +28,12 @@ use crate::render::{self, ApiError, Framing};
 type S = State<Arc<AppState>>;
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1beta/models", get(list)).route("/v1beta/models/{*action}", get(describe).post(call))
+    Router::new()
+        .route("/v1beta/models", get(list))
+        .route("/v1beta/models/{*action}", get(describe).post(call))
+        // Google's SDKs also use the stable `v1` (google-genai does by default). `GET /v1/models` is shared
+        // with the other dialects, which tell Google's clients by their headers.
+        .route("/v1/models/{*id}", post(call))
 }
 
 async fn list(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
@@ -47,12 +53,17 @@ async fn call(State(state): S, Path(action): Path<String>, headers: HeaderMap, u
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
-    let Some((model, method)) = action.rsplit_once(':').filter(|(m, _)| !m.is_empty()) else {
+    let Some((model, method)) = action.rsplit_once(':') else {
         return error(
-            ErrorKind::InvalidRequest,
-            format!("'{action}' names no model and method: expected models/{{model}}:generateContent"),
+            ErrorKind::ModelNotFound,
+            format!(
+                "models/{action} names no method: POST to models/{{model}}:generateContent, :streamGenerateContent or :countTokens"
+            ),
         );
     };
+    if model.is_empty() {
+        return error(ErrorKind::InvalidRequest, format!("models/{action} names no model"));
+    }
     let gemini = |stream: bool, framing: Framing| Front {
         dialect: Dialect::Gemini,
         url: Some(UrlTarget { model: model.to_owned(), stream }),

@@ -13,6 +13,11 @@
 //!   A signature on any other part (Gemini signs function calls) becomes an empty signed thinking part just
 //!   before it, and encodings put it back on that part. Unsigned thinking (from OpenAI-style models) is left
 //!   out of requests; Anthropic's redacted thinking has no Gemini form and is left out everywhere.
+//! - Signatures in answers to Gemini clients are wrapped: Google's SDKs hold `thoughtSignature` as bytes, so
+//!   they reject text that is not base64 and write back URL-safe base64 whatever they read, which would
+//!   break another model's signature (Claude checks its own to the byte). A client gets URL-safe base64 of a
+//!   tag and the signature, which survives that round trip, and the tag tells the signature apart when the
+//!   client sends it back; signatures without it are taken as they are.
 //! - Tool-call ids: Gemini clients may leave them out. A call without one gets `call_<n>`; a
 //!   `functionResponse` without one answers the earliest unanswered call of its name. Encodings always write
 //!   the id, so clients that echo it are matched exactly.
@@ -46,6 +51,8 @@
 
 use std::borrow::Cow;
 
+use base64::Engine;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -93,6 +100,35 @@ fn field<'a>(o: &Obj<'a>, name: &str) -> Option<&'a RawValue> {
 
 fn string_field<'a>(o: &Obj<'a>, name: &str, path: &Path<'_>) -> Result<Option<Cow<'a, str>>, Error> {
     field(o, name).map(|raw| json::string(raw, &path.key(name))).transpose()
+}
+
+// =========================================================================================================
+// Thought signatures for Gemini clients (see the module docs)
+
+/// What a wrapped signature's bytes start with.
+const SIGNATURE_TAG: &[u8] = b"cliproxy-signature:";
+
+/// A signature as a Gemini client receives it.
+fn wrap_signature(signature: &str) -> String {
+    URL_SAFE.encode([SIGNATURE_TAG, signature.as_bytes()].concat())
+}
+
+/// The signature a Gemini client sent back: the original of a wrapped one (in any base64 spelling the
+/// client chose), any other as it is.
+fn unwrap_signature(signature: Cow<'_, str>) -> Cow<'_, str> {
+    let url_safe: String = signature
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    match URL_SAFE_NO_PAD.decode(url_safe).ok().and_then(|b| b.strip_prefix(SIGNATURE_TAG).map(<[u8]>::to_vec)) {
+        Some(original) => String::from_utf8(original).map_or(signature, Cow::Owned),
+        None => signature,
+    }
 }
 
 // =========================================================================================================
@@ -411,7 +447,8 @@ fn parse_contents(raw: &RawValue, path: &Path<'_>) -> Result<Vec<Message>, Error
         let parts = field(&c, "parts").ok_or_else(|| p.key("parts").invalid("missing; expected an array of parts"))?;
         let pp = p.key("parts");
         let mut content = Vec::new();
-        for (j, part) in read_parts(parts, &pp)?.into_iter().enumerate() {
+        for (j, mut part) in read_parts(parts, &pp)?.into_iter().enumerate() {
+            part.signature = part.signature.map(unwrap_signature);
             push_part(part, &mut ids, &pp.index(j), &mut content)?;
         }
         messages.push(Message { role, content });
@@ -667,7 +704,7 @@ struct PartOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     function_response: Option<FunctionResponseOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    thought_signature: Option<&'a str>,
+    thought_signature: Option<Cow<'a, str>>,
     /// A part kept opaque, written as it came.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     raw: Option<&'a Map<String, Value>>,
@@ -702,11 +739,21 @@ struct FunctionResponseOut<'a> {
     parts: Vec<PartOut<'a>>,
 }
 
-/// Where parts are written: requests leave out what means nothing to Gemini, answers keep everything.
+/// Where parts are written: requests leave out what means nothing to Gemini, answers keep everything and
+/// wrap signatures for Gemini clients.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Request,
     Answer,
+}
+
+impl Target {
+    fn signature(self, signature: &str) -> Cow<'_, str> {
+        match self {
+            Target::Request => Cow::Borrowed(signature),
+            Target::Answer => Cow::Owned(wrap_signature(signature)),
+        }
+    }
 }
 
 fn empty_object() -> &'static Value {
@@ -728,7 +775,7 @@ fn image_out(source: &ImageSource) -> PartOut<'_> {
 fn parts_out<'a>(content: &'a [ContentPart], names: &[(&'a str, &'a str)], target: Target) -> Vec<PartOut<'a>> {
     let mut out = Vec::with_capacity(content.len());
     // The signature of an empty thinking part, for the part after it.
-    let mut carried: Option<&str> = None;
+    let mut carried: Option<Cow<'a, str>> = None;
     for part in content {
         let mut p = match part {
             ContentPart::Text { text, .. } => PartOut { text: Some(text), ..PartOut::default() },
@@ -758,7 +805,7 @@ fn parts_out<'a>(content: &'a [ContentPart], names: &[(&'a str, &'a str)], targe
                 PartOut { function_response: Some(response), ..PartOut::default() }
             }
             ContentPart::Thinking { text, signature: Some(signature) } if text.is_empty() => {
-                if let Some(previous) = carried.replace(signature) {
+                if let Some(previous) = carried.replace(target.signature(signature)) {
                     out.push(signature_part(previous));
                 }
                 continue;
@@ -768,7 +815,7 @@ fn parts_out<'a>(content: &'a [ContentPart], names: &[(&'a str, &'a str)], targe
             ContentPart::Thinking { text, signature } => PartOut {
                 thought: true,
                 text: Some(text),
-                thought_signature: signature.as_deref(),
+                thought_signature: signature.as_deref().map(|s| target.signature(s)),
                 ..PartOut::default()
             },
             ContentPart::RedactedThinking { .. } => continue,
@@ -794,7 +841,7 @@ fn parts_out<'a>(content: &'a [ContentPart], names: &[(&'a str, &'a str)], targe
     out
 }
 
-fn signature_part(signature: &str) -> PartOut<'_> {
+fn signature_part(signature: Cow<'_, str>) -> PartOut<'_> {
     PartOut { thought: true, thought_signature: Some(signature), ..PartOut::default() }
 }
 
@@ -1562,7 +1609,7 @@ impl StreamEncoder {
             }
             StreamEvent::SignatureDelta { signature, .. } if !signature.is_empty() => {
                 self.flush(out);
-                self.chunk(vec![signature_part(signature)], out);
+                self.chunk(vec![signature_part(Cow::Owned(wrap_signature(signature)))], out);
             }
             StreamEvent::ToolArgsDelta { index, json } => {
                 if let Some(call) = self.pending.as_mut().filter(|c| c.index == *index) {
@@ -1886,6 +1933,37 @@ mod tests {
     }
 
     #[test]
+    fn signatures_survive_the_round_trip_through_googles_sdks() {
+        // A Claude signature is base64 of its own, which Google's SDKs would rewrite in URL-safe form.
+        let claude = "EqQBCkgIBRABGAIiQ+/x==";
+        let wrapped = wrap_signature(claude);
+        assert!(wrapped.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)), "{wrapped}");
+        assert_eq!(unwrap_signature(Cow::Borrowed(&wrapped)), claude);
+        // What an SDK may write back: standard alphabet, padding dropped.
+        let standard = wrapped.replace('-', "+").replace('_', "/");
+        assert_eq!(unwrap_signature(Cow::Owned(standard.trim_end_matches('=').to_owned())), claude);
+        // Gemini's own signatures and anything else stay as they are.
+        for foreign in ["CiQB0e2Kb7", "not base64!", ""] {
+            assert_eq!(unwrap_signature(Cow::Borrowed(foreign)), foreign);
+        }
+        let r = parse(json!({"contents": [{"role": "model", "parts": [
+            {"text": "hm", "thought": true, "thoughtSignature": wrapped},
+            {"functionCall": {"name": "f"}, "thoughtSignature": "CiQB0e2Kb7"}
+        ]}]}))
+        .unwrap();
+        assert_eq!(
+            r.messages[0].content[0],
+            ContentPart::Thinking { text: "hm".into(), signature: Some(claude.into()) }
+        );
+        assert_eq!(
+            r.messages[0].content[1],
+            ContentPart::Thinking { text: String::new(), signature: Some("CiQB0e2Kb7".into()) }
+        );
+        // Requests for a Gemini upstream carry the signatures as they are.
+        assert_eq!(encode(&r)["contents"][0]["parts"][0]["thoughtSignature"], claude);
+    }
+
+    #[test]
     fn count_requests_take_either_form() {
         let plain = parse_count_request(br#"{"contents":[{"parts":[{"text":"hi"}]}]}"#, "m").unwrap();
         let wrapped = parse_count_request(
@@ -2059,12 +2137,12 @@ mod tests {
                 reasoning_tokens: 7
             }
         );
-        // Encoded back for a Gemini client: the same usage and the signature on the call again.
+        // Encoded back for a Gemini client: the same usage and the signature on the call again, wrapped.
         let v: Value = serde_json::from_slice(&encode_response(&r, "alias")).unwrap();
         assert_eq!(v["usageMetadata"], body["usageMetadata"]);
         assert_eq!(
             v["candidates"][0]["content"]["parts"][2],
-            json!({"functionCall": {"id": "call_1", "name": "f", "args": {"a": 1}}, "thoughtSignature": "s"})
+            json!({"functionCall": {"id": "call_1", "name": "f", "args": {"a": 1}}, "thoughtSignature": wrap_signature("s")})
         );
         assert_eq!(
             (v["modelVersion"].as_str(), v["candidates"][0]["finishReason"].as_str()),
@@ -2131,7 +2209,7 @@ mod tests {
             v,
             json!({
                 "candidates": [{"content": {"role": "model", "parts": [
-                    {"thought": true, "text": "Let me think.", "thoughtSignature": "sig"},
+                    {"thought": true, "text": "Let me think.", "thoughtSignature": wrap_signature("sig")},
                     {"thought": true, "text": "unsigned"},
                     {"text": "Hello"},
                     {"functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Paris"}}}
@@ -2347,7 +2425,7 @@ mod tests {
             parts,
             vec![
                 json!([{"thought": true, "text": "hm"}]),
-                json!([{"thought": true, "thoughtSignature": "sig"}]),
+                json!([{"thought": true, "thoughtSignature": wrap_signature("sig")}]),
                 json!([{"text": "Hi"}]),
                 json!([{"functionCall": {"id": "t1", "name": "f", "args": {"a": 1}}}]),
                 json!([{"functionCall": {"id": "t2", "name": "g", "args": {}}}]),
