@@ -174,3 +174,28 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemini_errors_are_googles_shape() {
+        let resp = ApiError::new(Dialect::Gemini, Error::invalid_request("contents: missing")).into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(resp.headers()["x-should-retry"], "false");
+        let body = error_body(Dialect::Gemini, &Error::invalid_request("contents: missing"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": 400, "message": "contents: missing", "status": "INVALID_ARGUMENT"}})
+        );
+    }
+
+    #[test]
+    fn keepalives_are_what_each_framing_allows() {
+        assert_eq!(keepalive_frame(Framing::Sse, Dialect::OpenAiChat), b": keepalive\n\n");
+        assert_eq!(keepalive_frame(Framing::Sse, Dialect::Gemini), b"\n");
+        assert_eq!(keepalive_frame(Framing::JsonArray, Dialect::Gemini), b"\n");
+    }
+}

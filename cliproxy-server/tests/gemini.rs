@@ -255,4 +255,55 @@ async fn count_tokens_and_model_listings() {
     let r = list("/v1beta/models/no-such-model").await.unwrap();
     assert_eq!(r.status(), 404);
     assert!(is_google_error(&r.json().await.unwrap(), 404, "NOT_FOUND"));
+    // Under `v1` (google-genai's default) the listing is shared: the key header tells a Google client.
+    let v: Value = list("/v1/models").await.unwrap().json().await.unwrap();
+    assert!(v["models"].as_array().unwrap().iter().any(|m| m["name"] == "models/compat-gpt-4o"), "{v}");
+    let v: Value = list("/v1/models/compat-gpt-4o").await.unwrap().json().await.unwrap();
+    assert_eq!(v["name"], "models/compat-gpt-4o");
+    let v: Value =
+        rig.http.get(rig.url("/v1/models")).bearer_auth(CLIENT_KEY).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["object"], "list", "OpenAI clients keep theirs: {v}");
+}
+
+#[tokio::test]
+async fn v1_serves_the_gemini_methods_too() {
+    let rig = start().await;
+    let r = rig
+        .http
+        .post(rig.url("/v1/models/compat-gpt-4o:generateContent"))
+        .header("x-goog-api-key", CLIENT_KEY)
+        .json(&ask(&say(json!({"reply": TEXT}))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(text(&parts(&[r.json().await.unwrap()])), TEXT);
+    let v: Value = rig
+        .http
+        .get(rig.url("/v1/models/compat-gpt-4o"))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["id"], "compat-gpt-4o", "GET stays OpenAI's model object: {v}");
+}
+
+/// Google's SDKs read every line that is not `data:` as JSON, so a silent Gemini stream is kept alive with
+/// blank lines, never SSE comments; in the JSON-array framing they are whitespace between elements.
+#[tokio::test]
+async fn silences_get_keepalives_gemini_clients_can_read() {
+    let yaml = default_config().replace("api-keys:", "streaming: { keepalive-seconds: 1 }\napi-keys:");
+    let rig = start_with(&yaml).await;
+    let body = ask(&say(json!({"reply": "a b", "delay_ms": 1150})));
+    let sse = gemini(&rig, "compat-gpt-4o", "streamGenerateContent", "?alt=sse", &body).await.text().await.unwrap();
+    assert!(!sse.contains(": keepalive"), "{sse:?}");
+    assert!(sse.contains("\n\n\n"), "a blank line filled the silence: {sse:?}");
+    assert_eq!(text(&parts(&sse_chunks(&sse))), "a b");
+    let array = gemini(&rig, "compat-gpt-4o", "streamGenerateContent", "?alt=json", &body).await.text().await.unwrap();
+    let chunks: Vec<Value> = serde_json::from_str(&array).unwrap_or_else(|e| panic!("{e}: {array:?}"));
+    assert!(array.contains("\n\n") || array.starts_with('\n'), "{array:?}");
+    assert_eq!(text(&parts(&chunks)), "a b");
 }
