@@ -43,7 +43,8 @@ pub struct ProxyRequest {
     pub headers: http::HeaderMap,
     /// The client key that authenticated the request, for per-key rate limits.
     pub client_key: Option<String>,
-    /// What the URL says, for a dialect whose body names neither model nor streaming (Gemini).
+    /// What the URL says, for a dialect whose body names neither model nor streaming (Gemini); the other
+    /// dialects read both from the body and ignore it.
     pub url: Option<UrlTarget>,
 }
 
@@ -57,12 +58,6 @@ pub struct UrlTarget {
 impl ProxyRequest {
     pub fn new(dialect: Dialect, body: impl Into<Bytes>) -> Self {
         ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None, url: None }
-    }
-
-    /// A Gemini `generateContent` (`stream: false`) or `streamGenerateContent` request for `model`.
-    pub fn gemini(model: impl Into<String>, stream: bool, body: impl Into<Bytes>) -> Self {
-        let url = Some(UrlTarget { model: model.into(), stream });
-        ProxyRequest { url, ..Self::new(Dialect::Gemini, body) }
     }
 }
 

@@ -34,9 +34,7 @@ impl Peek {
     /// Reads the fields routing needs and checks the ones the dialect requires, without building a tree.
     pub fn parse(body: &[u8], dialect: Dialect) -> Result<Peek> {
         if dialect == Dialect::Gemini {
-            return Err(Error::invalid_request(
-                "a Gemini request names its model in the URL (/v1beta/models/{model}:generateContent), not in the body",
-            ));
+            return Err(crate::dialects::gemini::model_not_in_body());
         }
         let fields = top_level(body)?;
         let model_span = fields.model.ok_or_else(|| Error::invalid_request("model: field required"))?;
@@ -73,9 +71,7 @@ impl Peek {
     /// leaves it as it is, since the model is not in it.
     pub fn from_url(body: &[u8], model: &str, stream: bool) -> Result<Peek> {
         top_level(body)?;
-        if model.is_empty() {
-            return Err(Error::invalid_request("the model named in the URL (models/{model}:…) must not be empty"));
-        }
+        crate::dialects::gemini::check_url_model(model)?;
         Ok(Peek {
             model: model.to_owned(),
             stream,

@@ -259,9 +259,15 @@ fn read_parts<'a>(raw: &'a RawValue, path: &Path<'_>) -> Result<Vec<PartIn<'a>>,
 /// Tool-call ids across one request or answer (see the module docs).
 #[derive(Debug, Default)]
 struct CallIds {
-    /// Every call seen: id, name, answered.
-    calls: Vec<(String, String, bool)>,
+    calls: Vec<Call>,
     generated: usize,
+}
+
+#[derive(Debug)]
+struct Call {
+    id: String,
+    name: String,
+    answered: bool,
 }
 
 impl CallIds {
@@ -271,32 +277,32 @@ impl CallIds {
             Some(id) => id.into_owned(),
             None => self.fresh(),
         };
-        self.calls.push((id.clone(), name.to_owned(), false));
+        self.calls.push(Call { id: id.clone(), name: name.to_owned(), answered: false });
         id
     }
 
     /// The id of the call a response answers: its own, else the earliest unanswered call of that name.
     fn response(&mut self, id: Option<Cow<'_, str>>, name: &str) -> String {
-        if let Some(id) = id.filter(|i| !i.is_empty()) {
-            if let Some(c) = self.calls.iter_mut().find(|c| c.0 == id) {
-                c.2 = true;
-            }
-            return id.into_owned();
-        }
-        match self.calls.iter_mut().find(|c| !c.2 && c.1 == name) {
-            Some(c) => {
-                c.2 = true;
-                c.0.clone()
-            }
-            None => self.fresh(),
-        }
+        let call = match id.filter(|i| !i.is_empty()) {
+            Some(id) => match self.calls.iter_mut().find(|c| c.id == id) {
+                Some(call) => call,
+                None => return id.into_owned(),
+            },
+            None => match self.calls.iter_mut().find(|c| !c.answered && c.name == name) {
+                Some(call) => call,
+                None => return self.fresh(),
+            },
+        };
+        call.answered = true;
+        call.id.clone()
     }
 
+    /// `call_<n>`, unless the conversation already has that id.
     fn fresh(&mut self) -> String {
         loop {
             self.generated += 1;
             let id = format!("call_{}", self.generated);
-            if !self.calls.iter().any(|c| c.0 == id) {
+            if !self.calls.iter().any(|c| c.id == id) {
                 return id;
             }
         }
@@ -378,9 +384,7 @@ fn tool_result(raw: &RawValue, path: &Path<'_>) -> Result<(Vec<ContentPart>, boo
 pub fn parse_request(body: &[u8], model: &str, stream: bool) -> Result<ChatRequest, Error> {
     let root = Path::Root;
     let obj = Obj::from_body(body)?;
-    if model.is_empty() {
-        return Err(Error::invalid_request("the model named in the URL (models/{model}:…) must not be empty"));
-    }
+    check_url_model(model)?;
     let mut req =
         ChatRequest { model: model.to_owned(), stream, source: Some(Dialect::Gemini), ..ChatRequest::default() };
     let mut allowed: Option<Vec<String>> = None;
@@ -412,6 +416,21 @@ pub fn parse_request(body: &[u8], model: &str, stream: bool) -> Result<ChatReque
         req.tools.retain(|t| t.builtin.is_some() || names.contains(&t.name));
     }
     Ok(req)
+}
+
+/// Checks the model a URL names (`models/{model}:generateContent`).
+pub(crate) fn check_url_model(model: &str) -> Result<(), Error> {
+    if model.is_empty() {
+        return Err(Error::invalid_request("the model named in the URL (models/{model}:…) must not be empty"));
+    }
+    Ok(())
+}
+
+/// The error for a Gemini body given without the URL that names its model.
+pub(crate) fn model_not_in_body() -> Error {
+    Error::invalid_request(
+        "a Gemini request names its model in the URL (/v1beta/models/{model}:generateContent), not in the body",
+    )
 }
 
 /// Parses a `countTokens` body: `{"contents": …}` or `{"generateContentRequest": {…}}`.

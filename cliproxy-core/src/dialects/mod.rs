@@ -51,9 +51,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::parse_request(body),
             Dialect::Anthropic => anthropic::parse_request(body),
             // The body lacks what routing needs: see `gemini::parse_request`.
-            Dialect::Gemini => Err(Error::invalid_request(
-                "a Gemini request names its model in the URL (/v1beta/models/{model}:generateContent), not in the body",
-            )),
+            Dialect::Gemini => Err(gemini::model_not_in_body()),
         }
     }
 
