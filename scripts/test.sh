@@ -55,10 +55,20 @@ if [ -x "$ROOT/cliproxy-server/tests/browser/run.sh" ]; then
   PY_ENV="$PY_ENV" "$ROOT/cliproxy-server/tests/browser/run.sh"
 fi
 
+ARCH_CHECK="$ROOT/../shared/tools/arch_check.py"
+if [ -f "$ARCH_CHECK" ]; then
+  step "module layering (arch_check: no cycles, no edges against the layers)"
+  python3 "$ARCH_CHECK" "$ROOT" | tail -n 1
+  python3 "$ARCH_CHECK" "$ROOT" >/dev/null
+fi
+
 CONFORMANCE="${CONFORMANCE_DIR:-$ROOT/../shared/conformance}"
 if [ -f "$CONFORMANCE/run.py" ]; then
   step "Go-original conformance scenarios ($CONFORMANCE)"
   "$PY_ENV/bin/python" "$CONFORMANCE/run.py" --proxy-bin "$CARGO_TARGET_DIR/debug/cliproxy-server"
+  step "Go-original conformance scenarios of the Responses front"
+  "$PY_ENV/bin/python" "$CONFORMANCE/run.py" --proxy-bin "$CARGO_TARGET_DIR/debug/cliproxy-server" \
+    --scenarios "$CONFORMANCE/scenarios-next" --filter '*responses*'
 fi
 
 step "all suites passed"

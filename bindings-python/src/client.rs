@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use cliproxy_core::client::CredentialState;
 use cliproxy_core::client::{CredentialInfo, ModelInfo, UsageInfo};
 use cliproxy_core::config::Config;
-use cliproxy_core::credential::CredentialState;
 use cliproxy_core::dialects::Dialect;
 use cliproxy_core::login::LoginFlow;
 use cliproxy_core::transport::TokioRuntime;

@@ -18,14 +18,15 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
 
+pub use crate::auth::CredentialState;
+use crate::auth::{self, Ctx};
 use crate::config::{Config, RateLimit};
-use crate::credential::CredentialState;
-use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, gemini, openai_chat};
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, gemini, openai_chat, responses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
 use crate::passthrough::Peek;
-use crate::providers::{self, Ctx, UpstreamCall, UpstreamStream};
-use crate::routing::classify::{ErrorClass, transport_class};
+use crate::providers::{UpstreamCall, UpstreamStream};
+use crate::routing::classify::{ErrorClass, decide, transport_class};
 use crate::routing::{CooldownInfo, Pick, Router, Target, wait_for};
 use crate::stream::sse::{SseDecoder, SseEvent};
 use crate::transport::{ByteStream, HttpTransport, Runtime, read_body, with_timeout};
@@ -121,6 +122,8 @@ pub struct CredentialInfo {
     pub priority: i32,
     pub state: CredentialState,
     pub expires_at: Option<SystemTime>,
+    /// The account's quota as last seen (remaining requests, windows, reset dates), where the upstream tells.
+    pub quota: Option<serde_json::Value>,
 }
 
 /// Per-credential counters and, where the provider knows it, its quota.
@@ -197,7 +200,7 @@ impl ClientBuilder {
             self.runtime.ok_or_else(|| Error::config("no runtime: enable the `reqwest` feature or pass one"))?;
         let config = Arc::new(self.config);
         let ctx = Arc::new(Ctx { transport, runtime, config: config.clone() });
-        let credentials = providers::load_credentials(&ctx)?;
+        let credentials = auth::load_credentials(&ctx)?;
         let router = Router::new(credentials, config.routing.strategy, !config.disable_cooling);
         let client = Client {
             inner: Arc::new(Inner {
@@ -245,7 +248,7 @@ impl Client {
                 loop {
                     let Some(inner) = weak.upgrade() else { return };
                     for c in inner.router.credentials().iter() {
-                        c.provider.refresh_models(&inner.ctx, c).await;
+                        c.account.refresh_models(&inner.ctx, &*c.token).await;
                     }
                     let runtime = inner.ctx.runtime.clone();
                     drop(inner);
@@ -384,8 +387,10 @@ impl Client {
             Some(ir) => provider.encode_request(ir).map_err(Failure::Fatal)?,
         };
         let call = UpstreamCall {
-            credential: cred,
             access: &access,
+            base_url: cred.base_url.as_deref(),
+            headers: &cred.headers,
+            proxy_url: cred.proxy_url.as_deref(),
             model: &target.model,
             stream: req.peek.stream,
             client_headers: &req.request.headers,
@@ -420,10 +425,10 @@ impl Client {
         }
         let mut resp = sent.map_err(|e| Failure::Class(transport_class(e.into())))?;
         let status = resp.status.as_u16();
-        provider.observe_response(cred, &resp.headers, self.now());
+        cred.account.observe_response(&resp.headers, self.now());
         if status >= 400 {
             let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await.unwrap_or_default();
-            return Err(Failure::Class(provider.classify_error(status, &resp.headers, &body, self.now())));
+            return Err(Failure::Class(self.classify(cred, status, &resp.headers, &body)));
         }
         let outcome = Outcome {
             client: self.clone(),
@@ -488,7 +493,7 @@ impl Client {
             state.outcome = None;
             let class = match e.status() {
                 Some(s) if e.kind() == ErrorKind::Upstream => {
-                    provider.classify_error(s, &http::HeaderMap::new(), e.message().as_bytes(), self.now())
+                    self.classify(cred, s, &http::HeaderMap::new(), e.message().as_bytes())
                 }
                 _ => transport_class(e),
             };
@@ -497,6 +502,14 @@ impl Client {
         self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
         let inner = futures::stream::unfold(state, |mut st| async move { st.next_item().await.map(|i| (i, st)) });
         Ok(Reply::Stream(EventStream { inner: inner.boxed(), credential: cred.id.clone() }))
+    }
+
+    /// An error answer's facts, as the wire reads them and the account completes them, decided by routing.
+    fn classify(&self, cred: &auth::Credential, status: u16, headers: &http::HeaderMap, body: &[u8]) -> ErrorClass {
+        let now = self.now();
+        let mut facts = cred.provider.failure(status, headers, body, now);
+        cred.account.observe_failure(&mut facts, now);
+        decide(facts)
     }
 
     fn client_limit(&self, key: Option<&str>) -> (Option<String>, RateLimit) {
@@ -552,8 +565,67 @@ impl Client {
                     None => c.token.state(),
                 },
                 expires_at: c.token.expires_at(),
+                quota: c.account.quota(),
             })
             .collect()
+    }
+
+    /// Adds an account from a pasted token (`account_type` names it, e.g. `kiro` for a social refresh token).
+    /// The token is validated with the upstream and stored in the auth-dir first. Returns the new credential id.
+    pub async fn add_account(&self, account_type: &str, token: &str) -> Result<String> {
+        let add = auth::account_type(account_type)
+            .and_then(|t| t.add_token)
+            .ok_or_else(|| auth::unsupported("pasted-token login", account_type, |t| t.add_token.is_some()))?;
+        let cred = add(self.inner.ctx.clone(), token.to_owned()).await?;
+        let id = cred.id.clone();
+        self.inner.router.upsert(cred);
+        Ok(id)
+    }
+
+    /// Obtains new access tokens now for the accounts matching the filters (`provider`, e.g. `kiro`; one credential
+    /// id; both `None`: every account). Returns the ids refreshed and those that failed, with why.
+    pub async fn refresh_accounts(
+        &self,
+        provider: Option<&str>,
+        id: Option<&str>,
+    ) -> (Vec<String>, Vec<(String, Error)>) {
+        let creds: Vec<_> = self
+            .inner
+            .router
+            .credentials()
+            .iter()
+            .filter(|c| provider.is_none_or(|p| c.provider.id() == p) && id.is_none_or(|i| c.id == i))
+            .cloned()
+            .collect();
+        let (mut ok, mut failed) = (Vec::new(), Vec::new());
+        for c in creds {
+            match c.token.refresh(&self.inner.ctx).await {
+                Ok(()) => ok.push(c.id.clone()),
+                Err(e) => failed.push((c.id.clone(), e)),
+            }
+        }
+        (ok, failed)
+    }
+
+    /// Removes an account from the pool and deletes its auth-dir file, where it has one. Accounts that live in
+    /// config.yaml or in another tool's files are only taken out of the pool until the next reload.
+    pub fn remove_account(&self, id: &str) -> Result<()> {
+        let all = self.inner.router.credentials();
+        let cred = all.iter().find(|c| c.id == id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("no account `{id}`: list them with GET /v0/management/credentials"),
+            )
+            .with_http_status(404)
+        })?;
+        if let Some(path) = &cred.file {
+            std::fs::remove_file(path)
+                .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+                .map_err(|e| Error::config(format!("cannot delete {}: {e}", path.display())).with_source(e))?;
+        }
+        self.inner.router.set_credentials(all.iter().filter(|c| c.id != id).cloned().collect());
+        tracing::info!(credential = %id, "account removed");
+        Ok(())
     }
 
     /// Active cooldowns, soonest first.
@@ -589,7 +661,7 @@ impl Client {
                     failures: s.failures,
                     input_tokens: s.input_tokens,
                     output_tokens: s.output_tokens,
-                    quota: c.provider.quota(c),
+                    quota: c.account.quota(),
                 }
             })
             .collect()
@@ -598,14 +670,10 @@ impl Client {
     /// Starts an interactive login with `provider` (`options` are provider-specific). The returned flow carries
     /// the verification URL and user code; on success the new credential joins the pool at once.
     pub async fn login(&self, provider: &str, options: serde_json::Value) -> Result<LoginFlow> {
-        let lp = providers::login_provider(provider).ok_or_else(|| {
-            let known: Vec<&str> = providers::LOGIN_PROVIDERS.iter().map(|(n, _)| *n).collect();
-            Error::invalid_request(format!(
-                "provider `{provider}` has no interactive login (available: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ))
-        })?;
-        let device = lp.start(self.inner.ctx.clone(), options).await?;
+        let make = auth::account_type(provider)
+            .and_then(|t| t.login)
+            .ok_or_else(|| auth::unsupported("interactive login", provider, |t| t.login.is_some()))?;
+        let device = make().start(self.inner.ctx.clone(), options).await?;
         let id = flow_id(provider, self.now());
         let inner = self.inner.clone();
         let flow = LoginFlow::spawn(id.clone(), provider.to_owned(), device, &self.inner.ctx, move |cred| {
@@ -618,13 +686,9 @@ impl Client {
     /// Copies another tool's credentials (`source`, e.g. an IDE session) into the auth-dir as independent
     /// accounts and adds them to the pool. Returns the written files.
     pub fn import(&self, source: &str) -> Result<Vec<std::path::PathBuf>> {
-        let import = providers::importer(source).ok_or_else(|| {
-            let known: Vec<&str> = providers::IMPORTERS.iter().map(|(n, _)| *n).collect();
-            Error::invalid_request(format!(
-                "no importer named `{source}` (available: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ))
-        })?;
+        let import = auth::account_type(source)
+            .and_then(|t| t.import)
+            .ok_or_else(|| auth::unsupported("importer", source, |t| t.import.is_some()))?;
         let written = import(&self.inner.ctx)?;
         self.reload()?;
         Ok(written)
@@ -633,7 +697,7 @@ impl Client {
     /// Re-reads configured and auth-dir credentials (after an import or a file change). Cooldowns of
     /// credentials that still exist are kept.
     pub fn reload(&self) -> Result<()> {
-        let creds = providers::load_credentials(&self.inner.ctx)?;
+        let creds = auth::load_credentials(&self.inner.ctx)?;
         self.inner.router.set_credentials(creds);
         Ok(())
     }
@@ -664,7 +728,9 @@ impl Client {
             let ctx = &self.inner.ctx;
             let access = t.credential.token.access(ctx, false).await?;
             let call = UpstreamCall {
-                credential: &t.credential,
+                base_url: t.credential.base_url.as_deref(),
+                headers: &t.credential.headers,
+                proxy_url: t.credential.proxy_url.as_deref(),
                 access: &access,
                 model: &t.model,
                 stream: false,
@@ -985,6 +1051,12 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
             }
             Ok(true)
         }
+        Dialect::Responses => {
+            if let Some(u) = responses::passthrough_usage(ev)? {
+                *usage = u;
+            }
+            Ok(true)
+        }
     }
 }
 
@@ -1008,6 +1080,7 @@ fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
             })
         }
         Dialect::Gemini => gemini::usage_of(body),
+        Dialect::Responses => responses::answer_usage(body),
     }
 }
 

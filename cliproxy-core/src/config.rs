@@ -70,12 +70,14 @@ pub struct Config {
     pub claude_api_key: Vec<ClaudeKey>,
     pub openai_compatibility: Vec<OpenAiCompatibility>,
     /// Kiro accounts given in the file (token files used in place, or tokens).
-    pub kiro: Vec<crate::providers::kiro::KiroEntry>,
+    pub kiro: Vec<KiroEntry>,
     /// Kiro's hosts, `{region}` substituted.
-    pub kiro_endpoints: crate::providers::kiro::EndpointsConfig,
+    pub kiro_endpoints: KiroEndpoints,
     /// Pins for the per-account Kiro device identity.
-    pub kiro_fingerprint: crate::providers::kiro::fingerprint::FingerprintConfig,
+    pub kiro_fingerprint: FingerprintConfig,
     pub github_copilot: GithubCopilot,
+    /// Browser access to the inference routes. Off by default: no CORS headers at all.
+    pub cors: Cors,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             kiro_endpoints: Default::default(),
             kiro_fingerprint: Default::default(),
             github_copilot: GithubCopilot::default(),
+            cors: Cors::default(),
         }
     }
 }
@@ -224,6 +227,15 @@ pub struct OpenAiCompatibility {
     pub models: Vec<ModelAlias>,
     pub excluded_models: Vec<String>,
     pub rate_limit: RateLimit,
+}
+
+/// `cors:`: the web origins (`https://app.example.com`, or `*` for any) whose pages may call the inference
+/// routes (`/v1/*`) from a browser. Empty, the default: browsers get no CORS headers, and a request that carries
+/// an `Origin` header is refused. Management routes never answer cross-origin requests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
 }
 
 /// GitHub Copilot hosts. Every one is overridable so GitHub Enterprise (and a mock upstream) work.
@@ -397,6 +409,72 @@ pub fn expand_home(path: &str) -> std::path::PathBuf {
         return std::path::Path::new(&home).join(rest);
     }
     std::path::PathBuf::from(path)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kiro
+
+/// One `kiro:` entry of config.yaml: a token file used in place, or tokens given directly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct KiroEntry {
+    /// A Kiro token file (the IDE's, or one of ours) used in place; refreshed tokens are written back to it.
+    pub token_file: Option<String>,
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub profile_arn: Option<String>,
+    /// The SSO-OIDC / auth-service region of the login.
+    pub region: Option<String>,
+    /// The API region, when the profile ARN does not tell it.
+    pub api_region: Option<String>,
+    pub start_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// `social`, `builder-id` or `idc`.
+    pub auth_method: Option<String>,
+    pub prefix: Option<String>,
+    pub priority: i32,
+    pub proxy_url: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub models: Vec<ModelAlias>,
+    pub excluded_models: Vec<String>,
+    pub rate_limit: RateLimit,
+}
+
+/// `kiro-endpoints`: base URLs with `{region}` substituted, overridable for proxies and the mock upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct KiroEndpoints {
+    pub oidc_base_url: String,
+    pub auth_base_url: String,
+    pub api_base_url: String,
+    pub fallback_api_base_url: String,
+}
+
+impl Default for KiroEndpoints {
+    fn default() -> Self {
+        KiroEndpoints {
+            oidc_base_url: "https://oidc.{region}.amazonaws.com".into(),
+            auth_base_url: "https://prod.{region}.auth.desktop.kiro.dev".into(),
+            api_base_url: "https://q.{region}.amazonaws.com".into(),
+            fallback_api_base_url: "https://codewhisperer.{region}.amazonaws.com".into(),
+        }
+    }
+}
+
+/// `kiro-fingerprint` in config.yaml: each field, when set, replaces the derived value for every account.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct FingerprintConfig {
+    pub sdk_version: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    pub node_version: Option<String>,
+    pub kiro_version: Option<String>,
+    /// The 64-hex-digit machine id.
+    pub machine_id: Option<String>,
+    /// `x-amzn-kiro-agent-mode` (default `vibe`).
+    pub agent_mode: Option<String>,
 }
 
 #[cfg(test)]

@@ -135,6 +135,45 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind an upstream's HTTP status stands for when its body says nothing more specific.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            400 | 413 | 422 => ErrorKind::InvalidRequest,
+            401 => ErrorKind::Authentication,
+            402 => ErrorKind::QuotaExceeded,
+            403 => ErrorKind::Permission,
+            404 => ErrorKind::ModelNotFound,
+            408 | 504 => ErrorKind::Timeout,
+            429 => ErrorKind::RateLimited,
+            _ => ErrorKind::Upstream,
+        }
+    }
+}
+
+/// Whose fault a failure is: decides what a caller can do about it (fix the request, wait for the upstream, or
+/// report a bug) and how the server logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The caller's request or key is wrong; retrying it unchanged will not help.
+    Client,
+    /// An upstream refused, failed or could not be reached.
+    Upstream,
+    /// cliproxy itself: its configuration, or a bug.
+    Ours,
+}
+
+impl Fault {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Upstream => "upstream",
+            Fault::Ours => "ours",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -159,7 +198,30 @@ struct Inner {
     code: Option<&'static str>,
     /// Overrides the kind's HTTP status (e.g. 413 for an oversized body, still `invalid_request`).
     http_status: Option<u16>,
+    /// Overrides the fault the kind implies (an upstream that rejected our credential is `Upstream`, not `Client`).
+    fault: Option<Fault>,
+    /// What caused this error (a transport failure, an I/O error), for `source()` chains on every surface.
+    source: Source,
 }
+
+/// A cause kept behind an `Arc` so that `Error` stays `Clone` (one failure may be reported to several waiters).
+#[derive(Clone, Default)]
+struct Source(Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>);
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Two errors are equal when what they report is; their causes are diagnostics, not identity.
+impl PartialEq for Source {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Source {}
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -172,6 +234,8 @@ impl Error {
             model: None,
             code: None,
             http_status: None,
+            fault: None,
+            source: Source::default(),
         }))
     }
 
@@ -227,6 +291,37 @@ impl Error {
     pub fn with_http_status(mut self, status: u16) -> Self {
         self.0.http_status = Some(status);
         self
+    }
+
+    /// Records whose fault this is, where the kind alone would say otherwise.
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.0.fault = Some(fault);
+        self
+    }
+
+    /// Keeps `cause` as this error's `source()`.
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.0.source = Source(Some(std::sync::Arc::new(cause)));
+        self
+    }
+
+    /// Whose fault this is: set explicitly, else what the kind implies (an upstream's HTTP status means the
+    /// upstream; a malformed request the client; a configuration problem ours).
+    pub fn fault(&self) -> Fault {
+        if let Some(f) = self.0.fault {
+            return f;
+        }
+        if self.0.status.is_some() {
+            return Fault::Upstream;
+        }
+        match self.0.kind {
+            ErrorKind::InvalidRequest | ErrorKind::ModelNotFound | ErrorKind::Cancelled => Fault::Client,
+            ErrorKind::Authentication | ErrorKind::Permission => Fault::Client,
+            ErrorKind::Config => Fault::Ours,
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded | ErrorKind::Upstream | ErrorKind::Timeout => {
+                Fault::Upstream
+            }
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -308,13 +403,23 @@ impl Error {
         .expect("json values serialize")
     }
 
+    /// Google's `error.status`: the kind's, unless an overridden HTTP status names a more precise one (an
+    /// unknown route is `NOT_FOUND` to Google's clients, though cliproxy files it as an invalid request).
+    fn google_status(&self) -> &'static str {
+        match self.0.http_status {
+            Some(404) => "NOT_FOUND",
+            Some(408) => "DEADLINE_EXCEEDED",
+            _ => self.0.kind.google_status(),
+        }
+    }
+
     /// The JSON error body of the Gemini dialect: Google's `{"error":{"code","message","status"}}`, with a
     /// `RetryInfo` detail when the caller should wait (Google's SDKs and clients read it from there).
     pub fn google_body(&self) -> Vec<u8> {
         let mut error = serde_json::json!({
             "code": self.http_status(),
             "message": self.0.message,
-            "status": self.0.kind.google_status(),
+            "status": self.google_status(),
         });
         if let Some(secs) = self.retry_after_secs() {
             error["details"] = serde_json::json!([{
@@ -339,7 +444,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source.0.as_ref().map(|s| &**s as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -392,6 +501,30 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_slice(&Error::invalid_request("big").with_http_status(413).google_body()).unwrap();
         assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(413), Some("INVALID_ARGUMENT")));
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::invalid_request("no route").with_http_status(404).google_body()).unwrap();
+        assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(404), Some("NOT_FOUND")));
+    }
+
+    #[test]
+    fn status_kinds_and_faults() {
+        assert_eq!(ErrorKind::from_status(422), ErrorKind::InvalidRequest);
+        assert_eq!(ErrorKind::from_status(402), ErrorKind::QuotaExceeded);
+        assert_eq!(ErrorKind::from_status(504), ErrorKind::Timeout);
+        assert_eq!(ErrorKind::from_status(418), ErrorKind::Upstream);
+        assert_eq!(Error::invalid_request("x").fault(), Fault::Client);
+        assert_eq!(Error::config("x").fault(), Fault::Ours);
+        assert_eq!(Error::new(ErrorKind::Authentication, "x").with_status(401).fault(), Fault::Upstream);
+        assert_eq!(Error::config("x").with_fault(Fault::Client).fault(), Fault::Client);
+    }
+
+    #[test]
+    fn sources_chain_and_do_not_affect_equality() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::upstream(None, "cannot connect").with_source(io);
+        assert_eq!(e.source().unwrap().to_string(), "refused");
+        assert_eq!(e, Error::upstream(None, "cannot connect"));
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! cliproxy-core: the embeddable heart of cliproxy.
 //!
-//! A [`Client`] takes requests in a client dialect (OpenAI Chat Completions or Anthropic Messages), picks a
-//! credential through the routing layer, maps the request to the upstream provider's wire format (or passes it
-//! through untouched when both sides speak the same dialect), and maps the answer back — streaming or not.
+//! A [`Client`] takes requests in a client dialect (OpenAI Chat Completions, Anthropic Messages or OpenAI
+//! Responses), picks a credential through the routing layer, maps the request to the upstream provider's wire
+//! format (or passes it through untouched when both sides speak the same dialect), and maps the answer back —
+//! streaming or not.
 //!
 //! The crate is runtime-agnostic: all I/O goes through the [`transport::HttpTransport`] and
 //! [`transport::Runtime`] seams. The default `reqwest` feature supplies tokio-based implementations.
 //!
 //! Modules, each named after its concern:
 //! - [`types`]: the intermediate representation; [`dialects`]: the client-facing APIs and their mappings;
-//! - [`providers`]: one module per upstream (pure mapping and error classification);
-//! - [`routing`]: credential selection, cooldowns, rate limits; [`credential`]: credentials and token sources;
+//! - [`providers`]: one module per upstream's wire format (pure mapping, and failures described as facts);
+//! - [`auth`]: account lifecycles (logins, refresh, auth-dir files, imports, quota), one module per upstream;
+//! - [`routing`]: credential selection, the cooldown table, rate limits; [`credential`]: which models a credential
+//!   serves;
 //! - [`stream`]: sans-IO SSE and AWS event-stream decoders; [`passthrough`]: same-dialect byte-level edits;
 //! - [`transport`]: the I/O seams; [`client`]: the engine tying them together; [`login`]: device logins.
 

@@ -1,6 +1,6 @@
 //! Interactive logins (device-code style): one mechanism for every provider and every surface.
 //!
-//! A provider's [`LoginProvider::start`] asks the upstream for a device code and returns it together with a
+//! An account type's [`LoginProvider::start`](crate::auth::LoginProvider::start) asks the upstream for a device code and returns it together with a
 //! future that polls until the user approved (or refused) and yields the new credential. [`Client::login`]
 //! runs that future in the background, adds the credential to the pool on success, and hands back a
 //! [`LoginFlow`] that the CLI, the HTTP login endpoints, Python and Node all observe the same way.
@@ -10,30 +10,10 @@
 use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::{FutureExt, Shared};
 
-use crate::credential::Credential;
+use crate::auth::{Credential, Ctx, DeviceLogin};
 use crate::error::{Error, Result};
-use crate::providers::Ctx;
-
-/// What a provider returns when a login starts.
-pub struct DeviceLogin {
-    /// Where the user goes to approve.
-    pub verification_uri: String,
-    /// The same page with the code filled in, where the provider offers one.
-    pub verification_uri_complete: Option<String>,
-    pub user_code: String,
-    /// Seconds until the code expires.
-    pub expires_in: u64,
-    /// Polls until the user approved, then stores and returns the credential.
-    pub poll: BoxFuture<'static, Result<Arc<Credential>>>,
-}
-
-/// A provider that supports interactive login. `options` carries provider-specific settings
-/// (`{"idc": true, "start_url": …, "region": …}` for Kiro, say).
-pub trait LoginProvider: Send + Sync {
-    fn start(&self, ctx: Arc<Ctx>, options: serde_json::Value) -> BoxFuture<'static, Result<DeviceLogin>>;
-}
 
 /// Where a login stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

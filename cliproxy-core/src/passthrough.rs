@@ -43,8 +43,12 @@ impl Peek {
         if model.is_empty() {
             return Err(Error::invalid_request("model: must not be empty"));
         }
-        if !fields.messages {
-            return Err(Error::invalid_request("messages: field required"));
+        match dialect {
+            Dialect::Responses if !fields.input => return Err(Error::invalid_request("input: field required")),
+            Dialect::OpenAiChat | Dialect::Anthropic if !fields.messages => {
+                return Err(Error::invalid_request("messages: field required"));
+            }
+            _ => {}
         }
         if dialect == Dialect::Anthropic && !fields.max_tokens {
             return Err(Error::invalid_request("max_tokens: field required"));
@@ -133,6 +137,8 @@ struct Fields {
     stream: bool,
     stream_options: Option<Range<usize>>,
     messages: bool,
+    /// The Responses API's `input`, which stands where the other dialects have `messages`.
+    input: bool,
     max_tokens: bool,
 }
 
@@ -165,6 +171,7 @@ impl<'de> Visitor<'de> for TopLevel {
                 }
                 "stream_options" if text != "null" => f.stream_options = Some(span),
                 "messages" => f.messages = text != "null",
+                "input" => f.input = text != "null",
                 "max_tokens" => f.max_tokens = text != "null",
                 _ => {}
             }
@@ -237,6 +244,18 @@ mod tests {
         let p = Peek::parse(body.as_bytes(), Dialect::Anthropic).unwrap();
         let out = p.rewrite(&Bytes::from(body), "b", Dialect::Anthropic);
         assert_eq!(out, Bytes::from(r#"{"model":"b","max_tokens":5,"stream":true,"messages":[]}"#));
+    }
+
+    #[test]
+    fn responses_need_input_and_no_usage_edit() {
+        let body = r#"{"model":"a","input":"hi","stream":true}"#;
+        let p = Peek::parse(body.as_bytes(), Dialect::Responses).unwrap();
+        assert!(p.stream);
+        // Responses streams always end with their usage: only the model changes.
+        let out = p.rewrite(&Bytes::from(body), "b", Dialect::Responses);
+        assert_eq!(out, Bytes::from(r#"{"model":"b","input":"hi","stream":true}"#));
+        let err = Peek::parse(br#"{"model":"a","messages":[]}"#, Dialect::Responses).unwrap_err();
+        assert_eq!(err.message(), "input: field required");
     }
 
     #[test]

@@ -97,7 +97,31 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         total += value * unit;
         rest = &rest[u..];
     }
-    crate::routing::classify::duration_from_secs(total)
+    duration_from_secs(total)
+}
+
+/// Seconds as a duration, for values an upstream sent: negative, non-finite and absurd values are not durations.
+pub fn duration_from_secs(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+/// How long from `now` until `at`; zero when `at` has passed.
+pub fn until(now: SystemTime, at: SystemTime) -> Duration {
+    at.duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+/// `Retry-After` as delta-seconds (fractions allowed) or an HTTP date; also `retry-after-ms`.
+pub fn parse_retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return duration_from_secs(ms / 1000.0);
+    }
+    let v = get("retry-after")?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return duration_from_secs(secs);
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(until(now, at))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -126,6 +150,22 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let h = |k: &str, v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            m
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after(&h("retry-after", "1.5"), now), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after(&h("retry-after-ms", "250"), now), Some(Duration::from_millis(250)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&h("retry-after", &date), now), Some(Duration::from_secs(90)));
+        assert_eq!(parse_retry_after(&h("retry-after", "soon"), now), None);
+        assert_eq!(parse_retry_after(&h("retry-after", "-3"), now), None);
+    }
 
     #[test]
     fn rfc3339_round_trip_and_offsets() {

@@ -54,7 +54,7 @@ impl TransportError {
 impl From<TransportError> for Error {
     fn from(e: TransportError) -> Self {
         let kind = if e.kind == TransportErrorKind::Timeout { ErrorKind::Timeout } else { ErrorKind::Upstream };
-        Error::new(kind, format!("upstream connection failed: {}", e.message))
+        Error::new(kind, format!("upstream connection failed: {}", e.message)).with_source(e)
     }
 }
 

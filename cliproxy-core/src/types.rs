@@ -12,8 +12,6 @@
 
 use serde_json::Value;
 
-use crate::dialects::Dialect;
-
 /// Who wrote a message. System prompts are not messages (see [`ChatRequest::system`]) and tool results are
 /// [`ContentPart::ToolResult`] parts of a user message, as in Anthropic's API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,6 +41,32 @@ impl CacheControl {
 pub enum ImageSource {
     Base64 { media_type: String, data: String },
     Url { url: String },
+}
+
+/// A wire format clients speak and upstreams answer in. The IR records it only as a tag (where a request or an
+/// untranslatable piece of JSON came from); the codecs that speak each format live in `dialects`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    OpenAiChat,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+    /// OpenAI Responses (`/v1/responses`).
+    Responses,
+    /// Gemini `generateContent` (`/v1beta/models/{model}:generateContent`); the model is in the URL.
+    Gemini,
+}
+
+impl Dialect {
+    /// A stable name for logs and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::OpenAiChat => "openai-chat",
+            Dialect::Anthropic => "anthropic",
+            Dialect::Responses => "responses",
+            Dialect::Gemini => "gemini",
+        }
+    }
 }
 
 /// A piece of JSON from one dialect that the IR does not model (an Anthropic `document` block, a server
@@ -262,7 +286,9 @@ pub enum BlockKind {
 /// Block-oriented stream events: the Anthropic stream shape, which is a superset of OpenAI's flat deltas.
 ///
 /// A well-formed sequence is `Start`, then blocks (`BlockStart`, deltas for that index, `BlockStop`), one at
-/// a time, then `Finish` once. Parsers produce well-formed sequences; encoders nevertheless accept any
+/// a time, then `Finish` once. The one exception is parallel tool calls from a dialect that marks them
+/// complete only at the end (OpenAI chat): their tool-use blocks may overlap each other, each stopping when
+/// the upstream says so. Parsers produce well-formed sequences; encoders nevertheless accept any
 /// sequence and still write a valid stream in their dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {

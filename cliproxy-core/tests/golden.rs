@@ -10,12 +10,12 @@
 //! split the stream. An upstream error ends the output with the client dialect's error event, as the server
 //! does once the answer has started.
 
-use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, gemini, openai_chat};
+use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, gemini, openai_chat, responses};
 use cliproxy_core::stream::sse::{SseDecoder, SseEvent, encode_event};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The `created` time of OpenAI answers in the fixtures.
+/// The `created` (`created_at`) time of OpenAI answers in the fixtures.
 const CREATED: u64 = 1_700_000_000;
 
 #[derive(Deserialize)]
@@ -53,6 +53,7 @@ enum DialectName {
     OpenaiChat,
     Anthropic,
     Gemini,
+    Responses,
 }
 
 impl From<DialectName> for Dialect {
@@ -61,6 +62,7 @@ impl From<DialectName> for Dialect {
             DialectName::OpenaiChat => Dialect::OpenAiChat,
             DialectName::Anthropic => Dialect::Anthropic,
             DialectName::Gemini => Dialect::Gemini,
+            DialectName::Responses => Dialect::Responses,
         }
     }
 }
@@ -90,7 +92,8 @@ fn check(name: &str) {
             let resp = from.parse_response(case.input.to_string().as_bytes()).expect("input parses");
             let body = match to {
                 Dialect::OpenAiChat => openai_chat::encode_response_at(&resp, &case.model, CREATED),
-                _ => to.encode_response(&resp, &case.model),
+                Dialect::Anthropic | Dialect::Gemini => to.encode_response(&resp, &case.model),
+                Dialect::Responses => responses::encode_response_at(&resp, &case.model, CREATED),
             };
             let out: Value = serde_json::from_slice(&body).unwrap();
             assert_json_eq(name, &out, &case.expected);
@@ -133,7 +136,8 @@ fn run_stream(case: &Case, from: Dialect, to: Dialect, chunks: &[&[u8]]) -> Valu
             case.include_usage,
             CREATED,
         )),
-        _ => to.stream_encoder(&case.model, case.include_usage),
+        Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(&case.model, CREATED)),
+        Dialect::Anthropic | Dialect::Gemini => to.stream_encoder(&case.model, case.include_usage),
     };
     let mut sse: Vec<SseEvent> = Vec::new();
     let mut ir = Vec::new();
@@ -202,6 +206,7 @@ golden!(
     request_anthropic_to_gemini,
     request_anthropic_to_openai,
     request_anthropic_to_openai_conformance_text,
+    request_anthropic_to_responses,
     request_gemini_roundtrip,
     request_gemini_stream_to_openai,
     request_gemini_to_anthropic,
@@ -209,29 +214,42 @@ golden!(
     request_openai_roundtrip,
     request_openai_to_anthropic,
     request_openai_to_anthropic_conformance_mixed,
+    request_responses_roundtrip,
+    request_responses_to_anthropic,
+    request_responses_to_openai,
     response_anthropic_roundtrip,
     response_anthropic_thinking_tools_cached_to_openai,
     response_anthropic_to_gemini,
     response_anthropic_to_openai,
+    response_anthropic_to_responses,
     response_gemini_to_anthropic,
     response_gemini_to_openai,
     response_openai_reasoning_to_gemini,
     response_openai_reasoning_tools_cached_to_anthropic,
     response_openai_roundtrip,
     response_openai_to_anthropic,
+    response_openai_to_responses,
+    response_responses_to_anthropic,
+    response_responses_to_openai,
     stream_anthropic_full_roundtrip,
     stream_anthropic_full_to_openai,
+    stream_anthropic_full_to_responses,
     stream_anthropic_overloaded_to_gemini,
     stream_anthropic_overloaded_to_openai,
+    stream_anthropic_overloaded_to_responses,
     stream_anthropic_to_gemini,
     stream_gemini_cut_off_to_openai,
     stream_gemini_to_anthropic,
     stream_gemini_to_openai,
     stream_openai_cut_off_to_anthropic,
+    stream_openai_parallel_tools_to_responses,
     stream_openai_reasoning_cached_to_anthropic,
     stream_openai_tool_call_roundtrip,
     stream_openai_tool_call_to_anthropic,
     stream_openai_tool_calls_to_gemini,
+    stream_responses_failed_to_openai,
+    stream_responses_full_to_anthropic,
+    stream_responses_full_to_openai,
 );
 
 /// A fixture without a test would silently check nothing.

@@ -1,17 +1,19 @@
 //! Property tests of the stream decoders: the events or frames a stream decodes to must not depend on how
 //! the transport cut it into chunks, text must never be silently replaced, and corruption must be caught.
-//! The Gemini stream parser, whose streams have no end marker, is held to the same standard.
+//! The Gemini stream parser, whose streams have no end marker, is held to the same standard. For Responses
+//! streams the same holds up to the IR events the dialect's parser makes of them.
 
-use cliproxy_core::dialects::Dialect;
+use cliproxy_core::dialects::{Dialect, responses};
 use cliproxy_core::stream::StreamError;
 use cliproxy_core::stream::eventstream::{self, Frame, HeaderValue};
 use cliproxy_core::stream::invariants::{
     Outcome, check_eventstream_split_invariance, check_sse_split_invariance, decode_eventstream, decode_sse,
 };
-use cliproxy_core::stream::sse::{self, SseEvent};
-use cliproxy_core::types::StreamEvent;
+use cliproxy_core::stream::sse::{self, SseDecoder, SseEvent};
+use cliproxy_core::types::{BlockKind, StopReason, StreamEvent, Usage};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use serde_json::{Value, json};
 
 const SSE_LIMIT: usize = sse::DEFAULT_MAX_EVENT_SIZE;
 const FRAME_LIMIT: usize = eventstream::DEFAULT_MAX_FRAME_SIZE;
@@ -377,7 +379,7 @@ fn eventstream_every_single_and_double_cut_gives_identical_frames() {
 
 /// SSE bytes in the given pieces → Gemini stream parser: the IR events, or the first error as text.
 fn gemini_events<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<StreamEvent>, String> {
-    let mut decoder = sse::SseDecoder::new();
+    let mut decoder = SseDecoder::new();
     let mut parser = Dialect::Gemini.stream_parser();
     let (mut frames, mut events) = (Vec::new(), Vec::new());
     for chunk in chunks {
@@ -395,8 +397,7 @@ fn gemini_events<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<S
 }
 
 /// One part of a generated Gemini chunk.
-fn gemini_part() -> impl Strategy<Value = serde_json::Value> {
-    use serde_json::json;
+fn gemini_part() -> impl Strategy<Value = Value> {
     prop_oneof![
         text(12).prop_map(|t| json!({"text": t})),
         text(12).prop_map(|t| json!({"text": t, "thought": true})),
@@ -408,10 +409,9 @@ fn gemini_part() -> impl Strategy<Value = serde_json::Value> {
 
 /// A Gemini stream as a server writes it: `data:` chunks, the last with the finish reason and usage, no end
 /// marker; LF or CRLF line endings.
-fn gemini_stream() -> impl Strategy<Value = (Vec<u8>, Vec<serde_json::Value>)> {
+fn gemini_stream() -> impl Strategy<Value = (Vec<u8>, Vec<Value>)> {
     (proptest::collection::vec(proptest::collection::vec(gemini_part(), 1..3), 0..5), any::<bool>()).prop_map(
         |(chunks, crlf)| {
-            use serde_json::json;
             let mut bytes = Vec::new();
             let mut parts = Vec::new();
             let last = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}],
@@ -451,7 +451,7 @@ proptest! {
             match ev {
                 StreamEvent::TextDelta { text, .. } => got_text.push_str(text),
                 StreamEvent::ThinkingDelta { text, .. } => got_thought.push_str(text),
-                StreamEvent::ToolArgsDelta { json, .. } => args.push(serde_json::from_str::<serde_json::Value>(json).unwrap()),
+                StreamEvent::ToolArgsDelta { json, .. } => args.push(serde_json::from_str::<Value>(json).unwrap()),
                 _ => {}
             }
         }
@@ -461,5 +461,220 @@ proptest! {
         prop_assert_eq!(args, want);
         let finished = matches!(whole.last(), Some(StreamEvent::Finish { .. }));
         prop_assert!(finished, "the stream ends with Finish");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Responses streams: SSE decoder and Responses parser together, up to the IR events.
+
+/// A Responses stream cut into `chunks`, through the SSE decoder and the Responses parser: the IR events,
+/// then the message of the first error, if any.
+fn decode_responses(chunks: Vec<&[u8]>) -> (Vec<StreamEvent>, Option<String>) {
+    let mut decoder = SseDecoder::new();
+    let mut parser = responses::StreamParser::new();
+    let (mut sse, mut ir) = (Vec::new(), Vec::new());
+    let mut feed = |chunk: Option<&[u8]>, ir: &mut Vec<StreamEvent>| -> Result<(), String> {
+        match chunk {
+            Some(c) => decoder.push(c, &mut sse).map_err(|e| e.to_string())?,
+            None => decoder.finish(&mut sse).map_err(|e| e.to_string())?,
+        }
+        for ev in sse.drain(..) {
+            parser.push(&ev, ir).map_err(|e| e.to_string())?;
+        }
+        if chunk.is_none() {
+            parser.finish(ir).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    for chunk in chunks {
+        if let Err(e) = feed(Some(chunk), &mut ir) {
+            return (ir, Some(e));
+        }
+    }
+    let err = feed(None, &mut ir).err();
+    (ir, err)
+}
+
+/// One block of a generated answer: text pieces, thinking pieces with a signature, or a tool call's name and
+/// argument fragments.
+#[derive(Debug, Clone)]
+enum GenBlock {
+    Text(Vec<String>),
+    Thinking(Vec<String>, String),
+    Tool(String, Vec<String>),
+}
+
+fn gen_block() -> impl Strategy<Value = GenBlock> {
+    prop_oneof![
+        proptest::collection::vec(text(10), 0..3).prop_map(GenBlock::Text),
+        (proptest::collection::vec(text(10), 0..3), "[A-Za-z0-9+/=]{0,12}").prop_map(|(t, s)| GenBlock::Thinking(t, s)),
+        ("[a-z_]{1,8}", proptest::collection::vec(text(8), 0..3)).prop_map(|(n, a)| GenBlock::Tool(n, a)),
+    ]
+}
+
+/// The IR events of a generated answer, as a parser of a well-formed upstream stream produces them (no empty
+/// deltas).
+fn answer_events(blocks: &[GenBlock], max_tokens: bool) -> Vec<StreamEvent> {
+    let mut evs = vec![StreamEvent::Start { id: "resp_gen".into(), model: "m".into(), usage: Usage::default() }];
+    for (index, b) in blocks.iter().enumerate() {
+        let pieces = match b {
+            GenBlock::Text(p) => {
+                evs.push(StreamEvent::BlockStart { index, block: BlockKind::Text });
+                evs.extend(
+                    p.iter().filter(|t| !t.is_empty()).map(|t| StreamEvent::TextDelta { index, text: t.clone() }),
+                );
+                continue;
+            }
+            GenBlock::Thinking(p, _) => {
+                evs.push(StreamEvent::BlockStart { index, block: BlockKind::Thinking });
+                p
+            }
+            GenBlock::Tool(name, p) => {
+                let block = BlockKind::ToolUse { id: format!("call_{index}"), name: name.clone() };
+                evs.push(StreamEvent::BlockStart { index, block });
+                evs.extend(
+                    p.iter().filter(|a| !a.is_empty()).map(|a| StreamEvent::ToolArgsDelta { index, json: a.clone() }),
+                );
+                evs.push(StreamEvent::BlockStop { index });
+                continue;
+            }
+        };
+        evs.extend(
+            pieces.iter().filter(|t| !t.is_empty()).map(|t| StreamEvent::ThinkingDelta { index, text: t.clone() }),
+        );
+        if let GenBlock::Thinking(_, signature) = b
+            && !signature.is_empty()
+        {
+            evs.push(StreamEvent::SignatureDelta { index, signature: signature.clone() });
+        }
+        evs.push(StreamEvent::BlockStop { index });
+    }
+    // Text blocks close where the next block starts, as the parser reads item done events in order.
+    let mut out = Vec::with_capacity(evs.len() + blocks.len());
+    for ev in evs {
+        if let StreamEvent::BlockStart { index, .. } = ev
+            && index > 0
+            && matches!(blocks[index - 1], GenBlock::Text(_))
+        {
+            out.push(StreamEvent::BlockStop { index: index - 1 });
+        }
+        out.push(ev);
+    }
+    if matches!(blocks.last(), Some(GenBlock::Text(_))) {
+        out.push(StreamEvent::BlockStop { index: blocks.len() - 1 });
+    }
+    let tools = blocks.iter().any(|b| matches!(b, GenBlock::Tool(..)));
+    let stop_reason = match (max_tokens, tools) {
+        (true, _) => StopReason::MaxTokens,
+        (false, true) => StopReason::ToolUse,
+        (false, false) => StopReason::EndTurn,
+    };
+    let usage =
+        Usage { input_tokens: 7, output_tokens: 3, cache_read_tokens: 2, reasoning_tokens: 1, ..Usage::default() };
+    out.push(StreamEvent::Finish { stop_reason: Some(stop_reason), usage });
+    out
+}
+
+/// The Responses SSE bytes the proxy writes for `events`.
+fn responses_bytes(events: &[StreamEvent]) -> Vec<u8> {
+    let mut encoder = responses::StreamEncoder::with_created("m", 1);
+    let mut out = Vec::new();
+    for ev in events {
+        encoder.push(ev, &mut out);
+    }
+    encoder.finish(&mut out);
+    let mut bytes = Vec::new();
+    for ev in &out {
+        ev.write_sse(&mut bytes);
+    }
+    bytes
+}
+
+proptest! {
+    // Each case parses its stream once per byte boundary: fewer cases than the default keep it quick.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A Responses stream written by the encoder parses back to the IR events it was written from, cut at
+    /// every byte boundary, byte by byte and whole alike.
+    #[test]
+    fn responses_streams_parse_back_the_same_under_every_cut(
+        blocks in proptest::collection::vec(gen_block(), 0..4),
+        max_tokens in any::<bool>(),
+    ) {
+        let events = answer_events(&blocks, max_tokens);
+        let bytes = responses_bytes(&events);
+        let whole = decode_responses(vec![&bytes[..]]);
+        prop_assert_eq!(&whole, &(events, None));
+        for at in 0..=bytes.len() {
+            prop_assert_eq!(&decode_responses(cut(&bytes, &[at])), &whole, "cut at {}", at);
+        }
+        prop_assert_eq!(&decode_responses(bytes.chunks(1).collect()), &whole);
+    }
+}
+
+#[test]
+fn responses_stream_every_cut_gives_identical_ir_events() {
+    let text = |t: &str, v: Value| {
+        let mut v = v;
+        v["type"] = t.into();
+        let mut out = Vec::new();
+        sse::encode_event(Some(t), &v.to_string(), &mut out);
+        out
+    };
+    let mut stream = Vec::new();
+    let mut last = 0;
+    for piece in [
+        text("response.created", json!({"response": {"id": "resp_1", "model": "gpt-5", "status": "in_progress"}})),
+        text("response.output_item.added", json!({"output_index": 0, "item": {"type": "reasoning", "id": "rs"}})),
+        text("response.reasoning_summary_text.delta", json!({"output_index": 0, "delta": MIXED_TEXT})),
+        text(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"type": "reasoning", "encrypted_content": "enc"}}),
+        ),
+        text("response.output_item.added", json!({"output_index": 1, "item": {"type": "message", "id": "m"}})),
+        text("response.output_text.delta", json!({"output_index": 1, "delta": MIXED_TEXT})),
+        text("response.output_item.done", json!({"output_index": 1, "item": {"type": "message"}})),
+        text(
+            "response.output_item.added",
+            json!({"output_index": 2, "item": {"type": "function_call", "call_id": "c", "name": "f"}}),
+        ),
+        text(
+            "response.function_call_arguments.delta",
+            json!({"output_index": 2, "delta": format!("{{\"q\":\"{MIXED_TEXT}\"}}")}),
+        ),
+        text(
+            "response.output_item.done",
+            json!({"output_index": 2, "item": {"type": "function_call", "call_id": "c"}}),
+        ),
+        text(
+            "response.completed",
+            json!({"response": {"status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}}}),
+        ),
+    ] {
+        last = piece.len();
+        stream.extend(piece);
+    }
+    let whole = decode_responses(vec![&stream[..]]);
+    assert_eq!(whole.1, None);
+    let deltas: Vec<&str> = whole
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text, .. } | StreamEvent::ThinkingDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deltas, [MIXED_TEXT, MIXED_TEXT]);
+    assert!(matches!(whole.0.last(), Some(StreamEvent::Finish { stop_reason: Some(StopReason::ToolUse), .. })));
+    for at in 0..=stream.len() {
+        assert_eq!(decode_responses(cut(&stream, &[at])), whole, "cut at {at}");
+    }
+    assert_eq!(decode_responses(stream.chunks(1).collect()), whole);
+    // Cut off before the terminal event: the same error wherever the cut falls.
+    let end = stream.len() - last;
+    let truncated = decode_responses(vec![&stream[..end]]);
+    assert!(truncated.1.as_deref().is_some_and(|e| e.contains("ended early")), "{truncated:?}");
+    for at in 0..=end {
+        assert_eq!(decode_responses(cut(&stream[..end], &[at])), truncated, "cut at {at}");
     }
 }

@@ -1,25 +1,32 @@
 //! The Anthropic Messages dialect: `/v1/messages` (JSON and named-event SSE),
 //! `/v1/messages/count_tokens`, API-key and OAuth-token authentication, Anthropic error bodies
-//! and `anthropic-ratelimit-*` headers.
+//! and `anthropic-ratelimit-*` headers (the subscription's unified windows for OAuth callers), and the OAuth
+//! profile (`GET /api/oauth/profile`).
+//!
+//! A bearer token needs the `oauth-2025-04-20` beta ("OAuth authentication is currently not supported."
+//! otherwise). Tokens issued by the Claude OAuth mock ([`crate::claude_oauth`]) are judged by their account:
+//! expired ones get the OAuth-expired 401, revoked ones "Invalid authentication credentials", and an account's
+//! scripted fault applies to every request it makes. Other tokens are judged by their spelling.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State as Shared;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::accounts::{Account, Accounts, TokenState};
 use crate::answer::{ARGUMENT_FRAGMENT_BYTES, Answer, TEXT_DELTA_CHARS, byte_pieces, char_pieces, estimate};
 use crate::directive::{self, Directive};
 use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
 use crate::state::State;
 use crate::writer::{self, Delivery, EventBuf};
-use crate::{clock, ids, keys};
+use crate::{claude_oauth, clock, ids, keys};
 
 /// The beta flag that lets a bearer OAuth token call the API.
 pub const OAUTH_BETA: &str = "oauth-2025-04-20";
@@ -34,8 +41,17 @@ pub const MODELS: &[(&str, &str)] = &[
     ("claude-haiku-4-5", "Claude Haiku 4.5"),
 ];
 
+/// The 401 message for an expired OAuth access token.
+pub const OAUTH_EXPIRED: &str = "OAuth token has expired. Please obtain a new token or refresh your existing token.";
+
+/// The 401 message for a revoked or unknown OAuth access token.
+const INVALID_CREDENTIALS: &str = "Invalid authentication credentials";
+
 pub(crate) fn routes() -> Router<Arc<State>> {
-    Router::new().route("/v1/messages", post(messages)).route("/v1/messages/count_tokens", post(count_tokens))
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/api/oauth/profile", get(profile))
 }
 
 /// Anthropic's rendering for one request: errors carry the request's id, and OAuth callers get
@@ -190,24 +206,40 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-/// The credential of a request (for hit counting) and whether it is accepted: `Ok(true)` for an
-/// OAuth token, `Ok(false)` for an API key, or the 401 message.
-fn authenticate(headers: &HeaderMap) -> (Option<&str>, Result<bool, &'static str>) {
+/// An accepted caller.
+enum Caller {
+    ApiKey,
+    /// An OAuth token, with its account when the Claude OAuth mock issued it.
+    OAuth(Option<Account>),
+}
+
+impl Caller {
+    fn is_oauth(auth: &Result<Caller, &str>) -> bool {
+        matches!(auth, Ok(Caller::OAuth(_)))
+    }
+}
+
+/// The credential of a request (for hit counting) and whether it is accepted, or the 401 message.
+fn authenticate<'h>(headers: &'h HeaderMap, accounts: &Accounts) -> (Option<&'h str>, Result<Caller, &'static str>) {
     if let Some(key) = keys::header(headers, "x-api-key") {
-        let verdict = if keys::is_valid_key(key) { Ok(false) } else { Err("invalid x-api-key") };
+        let verdict = if keys::is_valid_key(key) { Ok(Caller::ApiKey) } else { Err("invalid x-api-key") };
         return (Some(key), verdict);
     }
     let Some(token) = keys::bearer(headers) else {
         return (None, Err("x-api-key header is required"));
     };
-    let verdict = if !keys::list_header_contains(headers, "anthropic-beta", OAUTH_BETA) {
-        Err("OAuth authentication is currently not supported.")
-    } else if token.starts_with("sk-ant-oat") && token.to_ascii_lowercase().contains("expired") {
-        Err("OAuth token has expired. Please obtain a new token or refresh your existing token.")
-    } else if keys::is_valid_key(token) {
-        Ok(true)
-    } else {
-        Err("Invalid authentication credentials")
+    if !keys::list_header_contains(headers, "anthropic-beta", OAUTH_BETA) {
+        return (Some(token), Err("OAuth authentication is currently not supported."));
+    }
+    let verdict = match accounts.access(token) {
+        TokenState::Valid(account) => Ok(Caller::OAuth(Some(account))),
+        TokenState::Expired => Err(OAUTH_EXPIRED),
+        TokenState::Revoked => Err(INVALID_CREDENTIALS),
+        TokenState::Unknown if token.starts_with("sk-ant-oat") && keys::names_any(token, &["expired"]) => {
+            Err(OAUTH_EXPIRED)
+        }
+        TokenState::Unknown if keys::is_valid_key(token) => Ok(Caller::OAuth(None)),
+        TokenState::Unknown => Err(INVALID_CREDENTIALS),
     };
     (Some(token), verdict)
 }
@@ -216,19 +248,21 @@ fn authenticate(headers: &HeaderMap) -> (Option<&str>, Result<bool, &'static str
 struct Checked {
     dialect: Anthropic,
     request: Value,
+    caller: Caller,
 }
 
 /// Version header, credential, JSON body and the fields both endpoints need; `max_tokens` only
 /// for `messages`. A rejection is boxed: a response is large and rejections are the rare path.
-fn check(headers: &HeaderMap, body: &[u8], needs_max_tokens: bool) -> Result<Checked, Box<Response>> {
-    let (_, auth) = authenticate(headers);
-    let dialect = Anthropic::new(auth == Ok(true));
+fn check(state: &State, headers: &HeaderMap, body: &[u8], needs_max_tokens: bool) -> Result<Checked, Box<Response>> {
+    let (_, auth) = authenticate(headers, &state.issuers.claude);
+    let dialect = Anthropic::new(Caller::is_oauth(&auth));
     if keys::header(headers, "anthropic-version").is_none() {
         return Err(Box::new(dialect.send(dialect.bad_request("anthropic-version: header is required"), None)));
     }
-    if let Err(message) = auth {
-        return Err(Box::new(dialect.send(dialect.unauthorized(message), None)));
-    }
+    let caller = match auth {
+        Ok(caller) => caller,
+        Err(message) => return Err(Box::new(dialect.send(dialect.unauthorized(message), None))),
+    };
     let request: Value = match serde_json::from_slice(body) {
         Ok(request @ Value::Object(_)) => request,
         _ => {
@@ -246,7 +280,7 @@ fn check(headers: &HeaderMap, body: &[u8], needs_max_tokens: bool) -> Result<Che
         let message = format!("{missing}: Field required");
         return Err(Box::new(dialect.send(dialect.bad_request(&message), None)));
     }
-    Ok(Checked { dialect, request })
+    Ok(Checked { dialect, request, caller })
 }
 
 /// The directive among the system prompt and the messages.
@@ -261,8 +295,8 @@ fn find_directive(request: &Value) -> Result<Directive, String> {
     Directive::find(texts).map(Option::unwrap_or_default)
 }
 
-async fn count_tokens(Shared(_): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Checked { dialect, request } = match check(&headers, &body, false) {
+async fn count_tokens(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Checked { dialect, request, .. } = match check(&state, &headers, &body, false) {
         Ok(checked) => checked,
         Err(response) => return *response,
     };
@@ -278,9 +312,9 @@ async fn count_tokens(Shared(_): Shared<Arc<State>>, headers: HeaderMap, body: B
 }
 
 async fn messages(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (key, _) = authenticate(&headers);
+    let key = keys::header(&headers, "x-api-key").or_else(|| keys::bearer(&headers));
     state.count_hit(key);
-    let Checked { dialect, request } = match check(&headers, &body, true) {
+    let Checked { dialect, request, caller } = match check(&state, &headers, &body, true) {
         Ok(checked) => checked,
         Err(response) => return *response,
     };
@@ -288,7 +322,12 @@ async fn messages(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: B
         Ok(directive) => directive,
         Err(message) => return dialect.send(dialect.bad_request(&message), None),
     };
-    let fault = directive.fault_for(key);
+    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
+    let account_fault = match &caller {
+        Caller::OAuth(Some(account)) => account.fault.as_deref(),
+        _ => None,
+    };
+    let fault = directive.fault_for(key, account_fault, model);
     if let Some(fault) = fault {
         fault.hang().await;
         if let Some(answer) = fault.error_answer(&dialect) {
@@ -301,7 +340,6 @@ async fn messages(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: B
     if answer.thinking.is_none() && thinking_enabled {
         answer.thinking = Some(DEFAULT_THINKING.to_owned());
     }
-    let model = request.get("model").and_then(Value::as_str).unwrap_or("");
     let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let message = MessageHead {
         id: ids::token("msg_01", 22),
@@ -332,10 +370,24 @@ async fn messages(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: B
     fault::deliver(fault, rendered, in_stream_error, delivery, headers, &state)
 }
 
+/// `GET /api/oauth/profile`: the account and organization of an OAuth token the mock issued.
+async fn profile(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Response {
+    let (_, auth) = authenticate(&headers, &state.issuers.claude);
+    let dialect = Anthropic::new(Caller::is_oauth(&auth));
+    let account = match auth {
+        Ok(Caller::OAuth(Some(account))) => account,
+        Ok(_) => return dialect.send(dialect.unauthorized(INVALID_CREDENTIALS), None),
+        Err(message) => return dialect.send(dialect.unauthorized(message), None),
+    };
+    let mut headers = dialect.common_headers();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    writer::whole(StatusCode::OK, headers, claude_oauth::profile(&account).to_string().into())
+}
+
 /// The Anthropic-shaped models list (`GET /v1/models` with an `anthropic-version` header).
-pub(crate) fn models(headers: &HeaderMap) -> Response {
-    let (_, auth) = authenticate(headers);
-    let dialect = Anthropic::new(auth == Ok(true));
+pub(crate) fn models(state: &State, headers: &HeaderMap) -> Response {
+    let (_, auth) = authenticate(headers, &state.issuers.claude);
+    let dialect = Anthropic::new(Caller::is_oauth(&auth));
     if let Err(message) = auth {
         return dialect.send(dialect.unauthorized(message), None);
     }

@@ -1,6 +1,6 @@
 //! GitHub and GitHub Copilot: the device login, the REST endpoints Copilot clients use
 //! (`/user`, `copilot_internal/v2/token`, `copilot_internal/user`) and the Copilot API under
-//! `/copilot` (`/copilot/chat/completions`, `/copilot/models`). The exchanged token's
+//! `/copilot` (`/copilot/chat/completions`, `/copilot/responses`, `/copilot/models`). The exchanged token's
 //! `endpoints.api` points at `{mock}/copilot`, so a client that follows the token lands here.
 //!
 //! # Device login
@@ -22,9 +22,17 @@
 //! # Copilot API
 //! Without `editor-version` the API answers 400 `bad request: missing Editor-Version header for
 //! IDE auth`; an expired token gets 401 `unauthorized: token expired` (plain text). Chat answers
-//! like the OpenAI mock (directives and faults included); each account's chat hits count under
+//! like the OpenAI mock (directives and faults included); a Responses-only model there gets 400
+//! `unsupported_api_for_model`. `/copilot/responses` serves every model of [`MODELS`] in the OpenAI Responses
+//! dialect ([`crate::responses`], JSON or SSE per `stream`) with the same token checks, OpenAI-shaped errors
+//! and faults, and `response.failed` for `stream_error_after`. Each account's hits on both count under
 //! `sk-copilot-<github token>`, the key `per_key` faults use too. Answers carry an
 //! `x-quota-snapshot-premium_interactions` header unless a fault sets one.
+//!
+//! Fault kinds render as Copilot's errors (`{"error":{"message","code"}}`): `rate_limit` → 429 `rate_limited`
+//! with `retry-after` and `x-ratelimit-exceeded` (a fault's `headers` and `body` can name another code, such
+//! as `user_global_rate_limited:pro`); `quota` → 402 `quota_exceeded` with the premium quota at 0;
+//! `invalid_key` → 401 `unauthorized: token expired` (plain text); `overloaded` → 503 `model_overloaded`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,8 +46,14 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
+use crate::answer::Answer;
+use crate::directive::Directive;
+use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
+use crate::openai::OpenAi;
+use crate::responses::{self, Head, Rendering};
 use crate::state::State;
-use crate::{clock, ids, keys, openai, writer};
+use crate::writer::{Delivery, EventBuf};
+use crate::{clock, ids, keys, oauth, openai, writer};
 
 /// The OAuth app of GitHub's editor plugins.
 pub const CLIENT_ID: &str = "Iv1.b507a08c87ecfe98";
@@ -73,6 +87,7 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/copilot_internal/v2/token", get(exchange))
         .route("/copilot_internal/user", get(quota))
         .route("/copilot/chat/completions", post(chat))
+        .route("/copilot/responses", post(responses))
         .route("/copilot/models", get(models))
         .layer(Extension(Arc::new(Devices::default())))
 }
@@ -87,18 +102,6 @@ fn text_response(status: StatusCode, text: &'static str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     writer::whole(status, headers, Bytes::from_static(text.as_bytes()))
-}
-
-/// Fields of a JSON or form-encoded body.
-fn fields(body: &[u8]) -> HashMap<String, String> {
-    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
-        return map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect();
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":").replace('+', " ")))
-        .collect()
 }
 
 /// Without `accept: application/json` GitHub answers form-encoded.
@@ -127,7 +130,7 @@ async fn device_code_in(Path(scenario): Path<String>, headers: HeaderMap, body: 
 }
 
 fn issue_device_code(scenario: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let f = fields(body);
+    let f = oauth::fields(body);
     if f.get("client_id").is_none_or(|c| c.is_empty()) {
         return oauth_answer(
             headers,
@@ -163,7 +166,7 @@ async fn access_token_in(
 }
 
 fn poll(devices: &Devices, headers: &HeaderMap, body: &[u8]) -> Response {
-    let f = fields(body);
+    let f = oauth::fields(body);
     let error = |status: StatusCode, error: &str, description: &str, extra: Option<(&str, u64)>| {
         let mut v = json!({
             "error": error,
@@ -422,7 +425,7 @@ async fn chat(state: Shared<Arc<State>>, mut headers: HeaderMap, body: Bytes) ->
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer sk-{account}")) {
         headers.insert(AUTHORIZATION, v);
     }
-    let mut response = openai::chat(state, headers, body).await;
+    let mut response = openai::chat_in(state, headers, body, &Copilot).await;
     let h = response.headers_mut();
     // Copilot does not send OpenAI's rate-limit state.
     for name in [
@@ -435,11 +438,146 @@ async fn chat(state: Shared<Arc<State>>, mut headers: HeaderMap, body: Bytes) ->
     ] {
         h.remove(name);
     }
-    if !h.contains_key("x-quota-snapshot-premium_interactions") {
-        let rst = clock::rfc3339(reset_time()).replace(':', "%3A");
-        if let Ok(v) = HeaderValue::from_str(&format!("ent=300&ov=0.0&ovPerm=false&rem=85.3&rst={rst}")) {
-            h.insert("x-quota-snapshot-premium_interactions", v);
+    add_quota_snapshot(h);
+    response
+}
+
+/// The premium-interactions quota header Copilot answers carry, unless a fault already set one.
+fn add_quota_snapshot(h: &mut HeaderMap) {
+    if !h.contains_key(QUOTA_SNAPSHOT)
+        && let Some(v) = quota_snapshot(85.3)
+    {
+        h.insert(QUOTA_SNAPSHOT, v);
+    }
+}
+
+const QUOTA_SNAPSHOT: &str = "x-quota-snapshot-premium_interactions";
+
+/// The premium quota snapshot with `remaining` percent left, URL-encoded as Copilot sends it.
+fn quota_snapshot(remaining: f64) -> Option<HeaderValue> {
+    let rst = clock::rfc3339(reset_time()).replace(':', "%3A");
+    HeaderValue::from_str(&format!("ent=300&ov=0.0&ovPerm=false&rem={remaining}&rst={rst}")).ok()
+}
+
+/// Copilot's rendering of faults.
+struct Copilot;
+
+/// `{"error":{"message","code"}}`.
+fn copilot_error(status: StatusCode, code: &str, message: &str) -> ErrorAnswer {
+    ErrorAnswer::json(status, json!({"error": {"message": message, "code": code}}).to_string())
+}
+
+fn rate_limited() -> ErrorAnswer {
+    let mut answer = copilot_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Sorry, you have been rate-limited.");
+    answer.headers.insert("x-ratelimit-exceeded", HeaderValue::from_static("rate_limited"));
+    answer
+}
+
+impl Dialect for Copilot {
+    fn kind_answer(&self, kind: FaultKind, fault: &Fault) -> ErrorAnswer {
+        match kind {
+            FaultKind::RateLimit => {
+                let mut answer = rate_limited();
+                if let Ok(v) = HeaderValue::from_str(&fault.retry_after()) {
+                    answer.headers.insert("retry-after", v);
+                }
+                answer
+            }
+            _ => self.status_answer(match kind {
+                FaultKind::Quota => StatusCode::PAYMENT_REQUIRED,
+                FaultKind::InvalidKey => StatusCode::UNAUTHORIZED,
+                FaultKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }),
         }
     }
+
+    fn status_answer(&self, status: StatusCode) -> ErrorAnswer {
+        match status.as_u16() {
+            401 => {
+                let mut answer = ErrorAnswer::json(status, Bytes::from_static(b"unauthorized: token expired"));
+                answer.headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                answer
+            }
+            402 => {
+                let mut answer = copilot_error(
+                    status,
+                    "quota_exceeded",
+                    "You have exceeded your premium request allowance. Please try again when your quota resets.",
+                );
+                if let Some(v) = quota_snapshot(0.0) {
+                    answer.headers.insert(QUOTA_SNAPSHOT, v);
+                }
+                answer
+            }
+            429 => rate_limited(),
+            503 => copilot_error(status, "model_overloaded", "The model is overloaded. Please try again later."),
+            _ => copilot_error(status, "error", status.canonical_reason().unwrap_or("Error")),
+        }
+    }
+}
+
+/// An error answer of the Copilot API, with Copilot's headers.
+fn send(answer: ErrorAnswer, fault: Option<&Fault>) -> Response {
+    let mut response = answer.into_response(HeaderMap::new(), fault);
+    add_quota_snapshot(response.headers_mut());
     response
+}
+
+/// `POST /copilot/responses`: the Responses API, for every Copilot model including the Responses-only ones.
+async fn responses(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    let account = match copilot_token(&headers) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let key = format!("sk-{account}");
+    state.count_hit(Some(&key));
+    let request = match serde_json::from_slice::<Value>(&body) {
+        Ok(request @ Value::Object(_)) => request,
+        _ => return send(OpenAi::bad_request("The request body must be a JSON object.", None, None), None),
+    };
+    let Some(model) = request.get("model").and_then(Value::as_str) else {
+        return send(OpenAi::bad_request("Missing required parameter: 'model'.", Some("model"), None), None);
+    };
+    if !MODELS.iter().any(|(id, _, _)| *id == model) {
+        return model_error(
+            StatusCode::BAD_REQUEST,
+            "The requested model is not supported.".into(),
+            "model_not_supported",
+        );
+    }
+    let directive = match Directive::find(responses::request_texts(&request)) {
+        Ok(found) => found.unwrap_or_default(),
+        Err(message) => return send(OpenAi::bad_request(&message, None, None), None),
+    };
+    let fault = directive.fault_for(Some(&key), None, model);
+    if let Some(fault) = fault {
+        fault.hang().await;
+        if let Some(answer) = fault.error_answer(&Copilot) {
+            return send(answer, Some(fault));
+        }
+    }
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let answer = Answer::new(&directive, body.len(), "call_");
+    let head = Head::new(model);
+    let rendering = Rendering::new(&head, &answer, &request);
+    let mut out = HeaderMap::new();
+    if let Ok(id) = HeaderValue::from_str(&ids::uuid()) {
+        out.insert("x-request-id", id);
+    }
+    add_quota_snapshot(&mut out);
+    let rendered = if stream {
+        out.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        Rendered::Events(rendering.events())
+    } else {
+        if fault.is_some_and(|f| f.stream_error_after.is_some()) {
+            return send(Copilot.status_answer(StatusCode::INTERNAL_SERVER_ERROR), fault);
+        }
+        out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Rendered::Whole(rendering.finished().to_string().into_bytes())
+    };
+    let in_stream_error = |events: &mut EventBuf| {
+        responses::failed(events, &head, "server_error", "The server had an error while processing your request.");
+    };
+    fault::deliver(fault, rendered, in_stream_error, Delivery::new(&directive, stream), out, &state)
 }

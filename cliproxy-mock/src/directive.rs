@@ -101,9 +101,14 @@ impl Directive {
         .transpose()
     }
 
-    /// The fault that applies to a request made with `key`.
-    pub fn fault_for(&self, key: Option<&str>) -> Option<&Fault> {
-        key.and_then(|k| self.per_key.get(k)).or(self.fault.as_ref())
+    /// The fault that applies to a request made with `key` for `model`: the directive's fault for that key,
+    /// else the account's own scripted fault (see [`crate::accounts::Accounts::set_fault`]), else the
+    /// directive's general one; a fault scoped to another model is passed over.
+    pub fn fault_for<'a>(&'a self, key: Option<&str>, account: Option<&'a Fault>, model: &str) -> Option<&'a Fault> {
+        [key.and_then(|k| self.per_key.get(k)), account, self.fault.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|f| f.model.as_deref().is_none_or(|m| m == model))
     }
 }
 
@@ -191,11 +196,24 @@ mod tests {
     }
 
     #[test]
-    fn per_key_fault_overrides_the_general_one() {
+    fn per_key_fault_overrides_the_account_one_which_overrides_the_general_one() {
         let d = find(&[r#"mock:{"fault":{"status":500},"per_key":{"sk-a":{"status":429}}}"#]).unwrap();
-        assert_eq!(d.fault_for(Some("sk-a")).unwrap().status, Some(429));
-        assert_eq!(d.fault_for(Some("sk-b")).unwrap().status, Some(500));
-        assert_eq!(d.fault_for(None).unwrap().status, Some(500));
+        let account = Fault { status: Some(402), ..Fault::default() };
+        assert_eq!(d.fault_for(Some("sk-a"), Some(&account), "m").unwrap().status, Some(429));
+        assert_eq!(d.fault_for(Some("sk-b"), Some(&account), "m").unwrap().status, Some(402));
+        assert_eq!(d.fault_for(Some("sk-b"), None, "m").unwrap().status, Some(500));
+        assert_eq!(d.fault_for(None, None, "m").unwrap().status, Some(500));
+    }
+
+    #[test]
+    fn a_fault_scoped_to_a_model_spares_the_others() {
+        let d = find(&[r#"mock:{"fault":{"status":429,"model":"gemini-2.5-pro"}}"#]).unwrap();
+        assert!(d.fault_for(None, None, "gemini-2.5-pro").is_some());
+        assert!(d.fault_for(None, None, "gemini-2.5-flash").is_none());
+        let general = find(&[r#"mock:{"fault":{"status":500}}"#]).unwrap();
+        let scoped = Fault { status: Some(429), model: Some("gemini-2.5-pro".into()), ..Fault::default() };
+        let on_flash = general.fault_for(None, Some(&scoped), "gemini-2.5-flash").unwrap();
+        assert_eq!(on_flash.status, Some(500), "a scoped fault that does not apply gives way to the next");
     }
 
     #[test]

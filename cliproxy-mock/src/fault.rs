@@ -44,6 +44,9 @@ pub struct Fault {
     /// Kiro: apply the fault only on this API host (`q` or `cw`), so a test can fail one host and not the
     /// other.
     pub host: Option<String>,
+    /// Apply the fault only to requests for this model, so a test can exhaust one model's quota while a
+    /// proxy falls back to another with the same conversation.
+    pub model: Option<String>,
 }
 
 /// The provider errors a fault can name; each dialect renders them in its own shape.

@@ -7,11 +7,33 @@ use http::HeaderMap;
 /// A key is valid when it starts with `sk-` and does not contain `bad`, `invalid` or `revoked`
 /// (in any case).
 pub fn is_valid_key(key: &str) -> bool {
-    if !key.starts_with("sk-") {
-        return false;
-    }
+    is_valid_spelling(key, "sk-")
+}
+
+/// A credential is valid when it starts with `prefix` (`sk-`, Google's `AIza` keys, `ya29.` tokens…) and
+/// contains none of `bad`, `invalid`, `revoked` (in any case).
+pub fn is_valid_spelling(key: &str, prefix: &str) -> bool {
+    key.starts_with(prefix) && !names_any(key, &["bad", "invalid", "revoked"])
+}
+
+/// Whether a credential's spelling contains one of `words` (in any case): how tests pick a behaviour.
+pub fn names_any(key: &str, words: &[&str]) -> bool {
     let lower = key.to_ascii_lowercase();
-    !["bad", "invalid", "revoked"].iter().any(|word| lower.contains(word))
+    words.iter().any(|word| lower.contains(word))
+}
+
+/// The credential a request carries, whatever the provider: `x-api-key`, `x-goog-api-key`, an
+/// `Authorization: Bearer` or `token` header, or a `key=` query parameter. Hit counters are kept under it.
+pub(crate) fn credential<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    header(headers, "x-api-key")
+        .or_else(|| header(headers, "x-goog-api-key"))
+        .or_else(|| authorization(headers, &["bearer", "token"]))
+        .or_else(|| query_param(query?, "key"))
+}
+
+/// The raw value of a query parameter (keys and tokens need no decoding).
+pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')).filter(|v| !v.is_empty())
 }
 
 /// A header's value when present and valid UTF-8.
@@ -21,9 +43,14 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    authorization(headers, &["bearer"])
+}
+
+/// The token of an `Authorization` header with one of `schemes` (case-insensitive).
+fn authorization<'a>(headers: &'a HeaderMap, schemes: &[&str]) -> Option<&'a str> {
     let value = header(headers, "authorization")?.trim();
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s)).then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Whether any value of a comma-separated list header (such as `anthropic-beta`) names `item`.
@@ -58,5 +85,17 @@ mod tests {
         assert!(!list_header_contains(&h, "anthropic-beta", "oauth"));
         h.insert("authorization", "Basic abc".parse().unwrap());
         assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn credentials_come_from_any_of_the_providers_places() {
+        let mut h = HeaderMap::new();
+        assert_eq!(credential(&h, Some("alt=sse&key=AIza-1")), Some("AIza-1"));
+        assert_eq!(credential(&h, Some("monkey=x")), None);
+        h.insert("authorization", "token gho_1".parse().unwrap());
+        assert_eq!(credential(&h, None), Some("gho_1"));
+        h.insert("x-goog-api-key", "AIza-2".parse().unwrap());
+        assert_eq!(credential(&h, Some("key=AIza-1")), Some("AIza-2"));
+        assert!(is_valid_spelling("AIza-ok", "AIza") && !is_valid_spelling("AIza-BAD", "AIza"));
     }
 }

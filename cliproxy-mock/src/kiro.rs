@@ -37,7 +37,7 @@ use crate::directive::Directive;
 use crate::fault::{self, Dialect, ErrorAnswer, Fault, FaultKind, Rendered};
 use crate::state::State;
 use crate::writer::{self, Delivery, EventBuf};
-use crate::{ids, keys};
+use crate::{ids, keys, oauth};
 
 /// Polls answered `authorization_pending` before a device login succeeds.
 pub const PENDING_POLLS: u32 = 2;
@@ -78,16 +78,6 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/kiro/cw/{region}/", post(list_profiles))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    writer::whole(status, headers, body.to_string().into())
-}
-
-fn oidc_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(status, &json!({"error": error, "error_description": description}))
-}
-
 fn body_json(body: &[u8]) -> Option<serde_json::Map<String, Value>> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Some(m),
@@ -109,18 +99,22 @@ fn client_ok(m: &serde_json::Map<String, Value>) -> bool {
 }
 
 fn invalid_client() -> Response {
-    oidc_error(StatusCode::BAD_REQUEST, "invalid_client", "Invalid client credentials")
+    oauth::error(StatusCode::BAD_REQUEST, "invalid_client", "Invalid client credentials")
 }
 
 async fn register(Path(_region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if s(&m, "clientName").is_none() || s(&m, "clientType") != Some("public") {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "clientName and clientType public are required");
+        return oauth::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "clientName and clientType public are required",
+        );
     }
     let id = ids::token("kiro-client-", 22);
-    json_response(
+    writer::json(
         StatusCode::OK,
         &json!({"clientId": id, "clientSecret": secret_for(&id), "clientIdIssuedAt": crate::clock::unix_now(),
             "clientSecretExpiresAt": crate::clock::unix_now() + 90 * 86_400}),
@@ -135,13 +129,13 @@ fn devices() -> &'static Mutex<HashMap<String, u32>> {
 
 async fn device_authorization(Path(region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if !client_ok(&m) {
         return invalid_client();
     }
     let Some(start_url) = s(&m, "startUrl") else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "startUrl is required");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "startUrl is required");
     };
     let flavour = if start_url.contains("denied") {
         "denied"
@@ -154,7 +148,7 @@ async fn device_authorization(Path(region): Path<String>, body: Bytes) -> Respon
     devices().lock().unwrap_or_else(|p| p.into_inner()).insert(device_code.clone(), 0);
     let user_code = format!("{}-{}", ids::token("", 4).to_uppercase(), ids::token("", 4).to_uppercase());
     let uri = format!("https://device.sso.{region}.amazonaws.com/");
-    json_response(
+    writer::json(
         StatusCode::OK,
         &json!({"deviceCode": device_code, "userCode": user_code, "verificationUri": uri,
             "verificationUriComplete": format!("{uri}?user_code={user_code}"), "expiresIn": 600, "interval": 1}),
@@ -172,7 +166,7 @@ fn issue(kind: &str, refresh: Option<&str>) -> Value {
 
 async fn token(Path(_region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
+        return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "Body must be JSON");
     };
     if !client_ok(&m) {
         return invalid_client();
@@ -180,39 +174,39 @@ async fn token(Path(_region): Path<String>, body: Bytes) -> Response {
     match s(&m, "grantType") {
         Some("urn:ietf:params:oauth:grant-type:device_code") => {
             let Some(code) = s(&m, "deviceCode") else {
-                return oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "deviceCode is required");
+                return oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "deviceCode is required");
             };
             let polls = {
                 let mut map = devices().lock().unwrap_or_else(|p| p.into_inner());
                 let Some(n) = map.get_mut(code) else {
-                    return oidc_error(StatusCode::BAD_REQUEST, "expired_token", "Device code expired or unknown");
+                    return oauth::error(StatusCode::BAD_REQUEST, "expired_token", "Device code expired or unknown");
                 };
                 *n += 1;
                 *n
             };
             if code.starts_with("dc-denied-") {
-                return oidc_error(StatusCode::BAD_REQUEST, "access_denied", "The user denied the request");
+                return oauth::error(StatusCode::BAD_REQUEST, "access_denied", "The user denied the request");
             }
             if code.starts_with("dc-slow-") && polls == 1 {
-                return oidc_error(StatusCode::BAD_REQUEST, "slow_down", "Slow down");
+                return oauth::error(StatusCode::BAD_REQUEST, "slow_down", "Slow down");
             }
             if polls <= PENDING_POLLS {
-                return oidc_error(StatusCode::BAD_REQUEST, "authorization_pending", "Authorization pending");
+                return oauth::error(StatusCode::BAD_REQUEST, "authorization_pending", "Authorization pending");
             }
             devices().lock().unwrap_or_else(|p| p.into_inner()).remove(code);
-            json_response(StatusCode::OK, &issue("IDC", None))
+            writer::json(StatusCode::OK, &issue("IDC", None))
         }
         Some("refresh_token") => match s(&m, "refreshToken") {
-            None => oidc_error(StatusCode::BAD_REQUEST, "invalid_request", "refreshToken is required"),
+            None => oauth::error(StatusCode::BAD_REQUEST, "invalid_request", "refreshToken is required"),
             Some(t) if t.contains("invalid") => {
-                oidc_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
+                oauth::error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
             }
             Some(t) if t.contains("flaky") => {
-                oidc_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Try later")
+                oauth::error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Try later")
             }
-            Some(t) => json_response(StatusCode::OK, &issue(token_kind(t), Some(t))),
+            Some(t) => writer::json(StatusCode::OK, &issue(token_kind(t), Some(t))),
         },
-        _ => oidc_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
+        _ => oauth::error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant type"),
     }
 }
 
@@ -229,19 +223,19 @@ fn token_kind(refresh: &str) -> &'static str {
 
 async fn social_refresh(Path(_region): Path<String>, body: Bytes) -> Response {
     let Some(m) = body_json(&body) else {
-        return json_response(StatusCode::BAD_REQUEST, &json!({"message": "Body must be JSON"}));
+        return writer::json(StatusCode::BAD_REQUEST, &json!({"message": "Body must be JSON"}));
     };
     match s(&m, "refreshToken") {
-        None => json_response(StatusCode::BAD_REQUEST, &json!({"message": "refreshToken is required"})),
+        None => writer::json(StatusCode::BAD_REQUEST, &json!({"message": "refreshToken is required"})),
         Some(t) if t.contains("invalid") => {
-            oidc_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
+            oauth::error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid refresh token provided")
         }
-        Some(t) if t.contains("flaky") => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "down"})),
+        Some(t) if t.contains("flaky") => writer::json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "down"})),
         Some(t) => {
             let kind = if t.contains("exhausted") { "SOCIAL-exhausted" } else { "SOCIAL" };
             let mut v = issue(kind, Some(t));
             v["profileArn"] = SOCIAL_PROFILE_ARN.into();
-            json_response(StatusCode::OK, &v)
+            writer::json(StatusCode::OK, &v)
         }
     }
 }
@@ -499,7 +493,10 @@ async fn generate(
     if token.to_ascii_lowercase().contains("exhausted") {
         return send(monthly(), None);
     }
-    let fault = directive.fault_for(Some(&token)).filter(|f| f.host.as_deref().is_none_or(|h| h == host));
+    let model = request.pointer("/conversationState/currentMessage/userInputMessage/modelId").and_then(Value::as_str);
+    let fault = directive
+        .fault_for(Some(&token), None, model.unwrap_or_default())
+        .filter(|f| f.host.as_deref().is_none_or(|h| h == host));
     if let Some(fault) = fault {
         fault.hang().await;
         if let Some(answer) = fault.error_answer(&Kiro) {
@@ -554,7 +551,7 @@ async fn usage_limits(Path(_region): Path<String>, RawQuery(query): RawQuery, he
     let used = if token.contains("exhausted") { USAGE_LIMIT } else { 3.0 };
     let email = if token.contains("SOCIAL") { "social-user@example.com" } else { "builder-user@example.com" };
     let reset = next_month(crate::clock::unix_now());
-    json_response(
+    writer::json(
         StatusCode::OK,
         &json!({
             "usageBreakdownList": [{"resourceType": "CREDIT", "usageLimitWithPrecision": USAGE_LIMIT,
@@ -573,7 +570,7 @@ async fn list_profiles(Path(region): Path<String>, headers: HeaderMap) -> Respon
     if keys::header(&headers, "x-amz-target") != Some("AmazonCodeWhispererService.ListProfiles") {
         return send(invalid("Unknown operation"), None);
     }
-    json_response(
+    writer::json(
         StatusCode::OK,
         &json!({"profiles": [{"arn": format!("arn:aws:codewhisperer:{region}:123456789012:profile/MOCKIDC"),
             "profileName": "Mock Identity Center profile"}]}),

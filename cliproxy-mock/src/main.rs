@@ -1,22 +1,24 @@
-//! `cliproxy-mock [--port N] [--host ADDR]`: the mock upstream as a process, for tests and
-//! benchmarks written in other languages. The first stdout line is `listening on URL`, so a
-//! parent can start it on port 0 and read where it landed.
+//! `cliproxy-mock [--port N] [--host ADDR] [--codex-base PATH]`: the mock upstream as a process, for tests
+//! and benchmarks written in other languages. The first stdout line is `listening on URL`, so a
+//! parent can start it on port 0 and read where it landed. Every provider is served on its paths (see the
+//! library docs); tests script accounts through `/__mock/accounts/…`.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use cliproxy_mock::MockServer;
+use cliproxy_mock::{MockServer, Options};
 
-const USAGE: &str = "usage: cliproxy-mock [--port N] [--host ADDR]";
+const USAGE: &str = "usage: cliproxy-mock [--port N] [--host ADDR] [--codex-base PATH]";
 
 struct Args {
     host: IpAddr,
     port: u16,
+    options: Options,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args { host: IpAddr::from([127, 0, 0, 1]), port: 0 };
+    let mut parsed = Args { host: IpAddr::from([127, 0, 0, 1]), port: 0, options: Options::default() };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -32,6 +34,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--host" => {
                 parsed.host = value.parse().map_err(|_| format!("bad host {value:?}\n{USAGE}"))?;
+            }
+            "--codex-base" => {
+                if !value.starts_with('/') || value.ends_with('/') || value.contains(['{', '}']) {
+                    return Err(format!("bad codex base {value:?}: a path like /backend-api/codex\n{USAGE}"));
+                }
+                parsed.options.codex_base = value;
             }
             _ => return Err(format!("unknown argument {name:?}\n{USAGE}")),
         }
@@ -55,7 +63,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = MockServer::start_on(listener).await;
+    let server = MockServer::start_with(listener, args.options).await;
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "listening on {}", server.url()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::FAILURE;

@@ -45,7 +45,7 @@ impl OpenAi {
         )
     }
 
-    fn bad_request(message: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
+    pub(crate) fn bad_request(message: &str, param: Option<&str>, code: Option<&str>) -> ErrorAnswer {
         OpenAi::error(StatusCode::BAD_REQUEST, message, "invalid_request_error", param, code)
     }
 
@@ -172,7 +172,17 @@ pub(crate) fn models(headers: &HeaderMap) -> Response {
     writer::whole(StatusCode::OK, headers, body.into())
 }
 
-pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(state: Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    chat_in(state, headers, body, &OpenAi).await
+}
+
+/// Chat completions with faults rendered by `dialect`: OpenAI's own, or an OpenAI-compatible provider's.
+pub(crate) async fn chat_in(
+    Shared(state): Shared<Arc<State>>,
+    headers: HeaderMap,
+    body: Bytes,
+    dialect: &impl Dialect,
+) -> Response {
     let key = keys::bearer(&headers);
     state.count_hit(key);
     if !key.is_some_and(keys::is_valid_key) {
@@ -210,10 +220,10 @@ pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, 
         Ok(found) => found.unwrap_or_default(),
         Err(message) => return send_error(OpenAi::bad_request(&message, None, None), None),
     };
-    let fault = directive.fault_for(key);
+    let fault = directive.fault_for(key, None, model);
     if let Some(fault) = fault {
         fault.hang().await;
-        if let Some(answer) = fault.error_answer(&OpenAi) {
+        if let Some(answer) = fault.error_answer(dialect) {
             return send_error(answer, Some(fault));
         }
     }
@@ -228,7 +238,7 @@ pub(crate) async fn chat(Shared(state): Shared<Arc<State>>, headers: HeaderMap, 
         Rendered::Events(stream_events(&head, &answer, include_usage))
     } else {
         if fault.is_some_and(|f| f.stream_error_after.is_some()) {
-            return send_error(OpenAi::server_error(), fault);
+            return send_error(dialect.status_answer(StatusCode::INTERNAL_SERVER_ERROR), fault);
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Rendered::Whole(completion(&head, &answer).to_string().into_bytes())

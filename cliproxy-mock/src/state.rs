@@ -1,5 +1,6 @@
-//! What the mock remembers across requests: hit counters per key, cancelled streams, and the
-//! most recent requests. Only observations live here; answers never depend on it.
+//! What the mock remembers across requests: hit counters per key and per endpoint, cancelled streams, the
+//! most recent requests, and the accounts its OAuth servers issued. Apart from those accounts (see
+//! [`crate::accounts`]) only observations live here; answers never depend on them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -7,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use serde::Serialize;
+
+use crate::accounts::Issuers;
 
 /// How many requests [`crate::MockServer::requests`] keeps.
 pub const RECORDED_REQUESTS: usize = 256;
@@ -63,15 +66,25 @@ pub(crate) struct HitsView {
     pub total: u64,
     pub cancelled: u64,
     pub by_key: HashMap<String, u64>,
+    pub by_endpoint: HashMap<String, EndpointHits>,
 }
 
-/// Shared observations of one mock server.
+/// Requests that reached one path, in all and per credential.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct EndpointHits {
+    pub total: u64,
+    pub by_key: HashMap<String, u64>,
+}
+
+/// Shared state of one mock server.
 #[derive(Debug, Default)]
 pub struct State {
     total: AtomicU64,
     cancelled: AtomicU64,
     by_key: Mutex<HashMap<String, u64>>,
+    by_endpoint: Mutex<HashMap<String, EndpointHits>>,
     requests: Mutex<VecDeque<RecordedRequest>>,
+    pub(crate) issuers: Issuers,
 }
 
 impl State {
@@ -79,13 +92,30 @@ impl State {
     pub fn count_hit(&self, key: Option<&str>) {
         self.total.fetch_add(1, Ordering::Relaxed);
         if let Some(key) = key {
-            let mut by_key = lock(&self.by_key);
-            match by_key.get_mut(key) {
-                Some(n) => *n += 1,
-                None => {
-                    by_key.insert(key.to_owned(), 1);
-                }
-            }
+            increment(&mut lock(&self.by_key), key);
+        }
+    }
+
+    /// Counts a request to `path` (any endpoint, any answer), under its credential when it had one.
+    pub fn count_endpoint(&self, path: &str, key: Option<&str>) {
+        let mut by_endpoint = lock(&self.by_endpoint);
+        let hits = match by_endpoint.get_mut(path) {
+            Some(hits) => hits,
+            None => by_endpoint.entry(path.to_owned()).or_default(),
+        };
+        hits.total += 1;
+        if let Some(key) = key {
+            increment(&mut hits.by_key, key);
+        }
+    }
+
+    /// Requests to `path`, with `key` only when given.
+    pub fn endpoint_hits(&self, path: &str, key: Option<&str>) -> u64 {
+        let by_endpoint = lock(&self.by_endpoint);
+        let Some(hits) = by_endpoint.get(path) else { return 0 };
+        match key {
+            Some(key) => hits.by_key.get(key).copied().unwrap_or(0),
+            None => hits.total,
         }
     }
 
@@ -118,19 +148,35 @@ impl State {
     }
 
     pub(crate) fn hits_view(&self) -> HitsView {
-        HitsView { total: self.total_hits(), cancelled: self.cancelled(), by_key: lock(&self.by_key).clone() }
+        HitsView {
+            total: self.total_hits(),
+            cancelled: self.cancelled(),
+            by_key: lock(&self.by_key).clone(),
+            by_endpoint: lock(&self.by_endpoint).clone(),
+        }
     }
 
+    /// Clears the counters and the recorded requests; accounts stay.
     pub fn reset(&self) {
         self.total.store(0, Ordering::Relaxed);
         self.cancelled.store(0, Ordering::Relaxed);
         lock(&self.by_key).clear();
+        lock(&self.by_endpoint).clear();
         lock(&self.requests).clear();
     }
 }
 
+fn increment(counts: &mut HashMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 /// Locks a mutex, going on after a panic elsewhere: counters stay meaningful either way.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -156,6 +202,10 @@ mod tests {
         state.count_hit(None);
         state.count_cancelled();
         assert_eq!((state.hits("sk-1"), state.total_hits(), state.cancelled()), (2, 3, 1));
+        state.count_endpoint("/a", Some("k"));
+        state.count_endpoint("/a", None);
+        assert_eq!((state.endpoint_hits("/a", None), state.endpoint_hits("/a", Some("k"))), (2, 1));
+        assert_eq!(state.endpoint_hits("/b", None), 0);
         for n in 0..RECORDED_REQUESTS + 3 {
             state.record(request(n));
         }
@@ -165,7 +215,7 @@ mod tests {
         assert_eq!(requests[0].header("X-API-KEY"), Some("sk-1"));
         assert_eq!(requests[0].json().unwrap()["a"], 1);
         state.reset();
-        assert_eq!((state.total_hits(), state.hits("sk-1")), (0, 0));
+        assert_eq!((state.total_hits(), state.hits("sk-1"), state.endpoint_hits("/a", None)), (0, 0, 0));
         assert!(state.requests().is_empty());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 
@@ -210,6 +210,13 @@ pub fn whole(status: StatusCode, mut headers: HeaderMap, body: Bytes) -> Respons
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// A JSON response in one piece.
+pub fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    whole(status, headers, body.to_string().into())
 }
 
 /// Pause between `chunk` pieces: 2 ms while that stays within half a second, 1 ms a little

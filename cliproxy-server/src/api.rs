@@ -1,49 +1,78 @@
-//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`,
-//! and `/healthz`; the request path every front shares (the Gemini front is in [`crate::gemini`]).
+//! Inference routes: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`, `/v1/responses`,
+//! `/v1/models`, and `/healthz`; the request path every front shares (the Gemini front is in [`crate::gemini`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::extract::{Extension, Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
+use cliproxy_core::Error;
 use cliproxy_core::client::{ProxyRequest, Reply, UrlTarget};
 use cliproxy_core::dialects::Dialect;
-use cliproxy_core::{Error, ErrorKind};
-use http_body_util::BodyExt;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::ClientAuth;
-use crate::render::{self, ApiError, Framing};
+use crate::auth::ClientKey;
+use crate::family::{ApiError, Family};
+use crate::render::{self, Framing};
 
 type S = State<Arc<AppState>>;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The `/v1/*` inference routes (behind the client key; CORS applies here when configured).
+pub fn v1_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/chat/completions", post(chat))
-        .route("/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
-        .route("/v1/models/{*id}", get(model))
-        .route("/healthz", get(healthz))
+        // Google's SDKs also call the stable `v1` (google-genai does by default): `POST` is the Gemini front.
+        .route("/v1/models/{*id}", get(model).post(crate::gemini::call))
+}
+
+/// The Go original's alias without the version prefix (behind the client key, never CORS).
+pub fn alias_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/chat/completions", post(chat))
+}
+
+/// Routes without authentication.
+pub fn public_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/healthz", get(healthz))
 }
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
-async fn chat(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(&state, Front::body(Dialect::OpenAiChat), headers, uri, body).await
+async fn chat(
+    State(state): S,
+    Extension(ClientKey(key)): Extension<ClientKey>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(&state, Front::body(Dialect::OpenAiChat), key, headers, body).await
 }
 
-async fn messages(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    proxy(&state, Front::body(Dialect::Anthropic), headers, uri, body).await
+async fn messages(
+    State(state): S,
+    Extension(ClientKey(key)): Extension<ClientKey>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(&state, Front::body(Dialect::Anthropic), key, headers, body).await
+}
+
+async fn responses(
+    State(state): S,
+    Extension(ClientKey(key)): Extension<ClientKey>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    forward(&state, Front::body(Dialect::Responses), key, headers, body).await
 }
 
 /// How a route is answered: its dialect, what its URL says (for dialects whose body does not name the model)
@@ -61,54 +90,9 @@ impl Front {
     }
 }
 
-/// Authenticates the caller; `Ok(key)` carries the client key for per-key rate limits.
-pub(crate) fn authenticate(
-    state: &AppState,
-    dialect: Dialect,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Option<String>, ApiError> {
-    match state.keys.check(headers, uri.query()) {
-        ClientAuth::Open => Ok(None),
-        ClientAuth::Key(k) => Ok(Some(k)),
-        ClientAuth::Missing => Err(ApiError::new(
-            dialect,
-            Error::new(
-                ErrorKind::Authentication,
-                "Missing API key: send it as `Authorization: Bearer <key>`, `x-api-key: <key>`, `x-goog-api-key: <key>` or `?key=<key>`",
-            )
-            .with_code("missing_api_key"),
-        )),
-        ClientAuth::Invalid => Err(ApiError::new(
-            dialect,
-            Error::new(ErrorKind::Authentication, "Invalid API key").with_code("invalid_api_key"),
-        )),
-    }
-}
-
-/// Reads the body up to the configured limit; larger bodies get 413 in the caller's dialect.
-pub(crate) async fn read_body(state: &AppState, dialect: Dialect, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.body_limit;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            dialect,
-            Error::invalid_request(format!("request body exceeds {} MiB (body-limit-mb)", limit >> 20))
-                .with_code("request_too_large")
-                .with_http_status(413),
-        )),
-        Err(e) => Err(ApiError::new(
-            dialect,
-            Error::new(ErrorKind::Cancelled, format!("could not read the request body: {e}")).with_http_status(400),
-        )),
-    }
-}
-
-async fn proxy(state: &AppState, front: Front, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    match authenticate(state, front.dialect, &headers, &uri) {
-        Ok(client_key) => forward(state, front, client_key, headers, body).await,
-        Err(e) => e.into_response(),
-    }
+/// Reads an inference body: the configured size limit and the body-read deadline.
+pub(crate) async fn read_body(state: &AppState, family: Family, body: Body) -> Result<bytes::Bytes, ApiError> {
+    crate::body::read(body, state.body_limit, state.limits.body_read, family).await
 }
 
 /// Sends an authenticated request through the client and renders its answer.
@@ -120,7 +104,7 @@ pub(crate) async fn forward(
     body: Body,
 ) -> Response {
     let dialect = front.dialect;
-    let body = match read_body(state, dialect, body).await {
+    let body = match read_body(state, dialect.into(), body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -142,45 +126,40 @@ pub(crate) async fn forward(
                 Reply::Stream(_) => Err(Error::upstream(None, "unexpected stream for a non-streaming request")),
             }
         };
-        return render::json_with_keepalive(dialect, Duration::from_secs(keepalive), fut);
+        return render::json_with_keepalive(dialect.into(), Duration::from_secs(keepalive), fut);
     }
     match state.client.send(request).await {
         Ok(Reply::Json { body, .. }) => render::json(body),
-        Ok(Reply::Stream(events)) => render::stream(front.framing, dialect, events, stream_keepalive),
+        Ok(Reply::Stream(events)) => render::stream(front.framing, dialect.into(), events, stream_keepalive),
         Err(e) => ApiError::new(dialect, e).into_response(),
     }
 }
 
-async fn count_tokens(State(state): S, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    let dialect = Dialect::Anthropic;
-    if let Err(e) = authenticate(&state, dialect, &headers, &uri) {
-        return e.into_response();
-    }
-    let body = match read_body(&state, dialect, body).await {
+async fn count_tokens(State(state): S, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, Family::Api(Dialect::Anthropic), body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     match state.client.count_tokens(body, headers).await {
         Ok(b) => render::json(b),
-        Err(e) => ApiError::new(dialect, e).into_response(),
+        Err(e) => ApiError::new(Family::Api(Dialect::Anthropic), e).into_response(),
     }
 }
 
-/// Anthropic clients send `anthropic-version` and get Anthropic's list shape; Google's clients send their
-/// key as `x-goog-api-key` (or name themselves in `x-goog-api-client`) and get Gemini's.
+/// Anthropic clients send `anthropic-version` and get Anthropic's list shape; Google's clients (see
+/// [`Family::of`]) get Gemini's.
 fn listing_dialect(headers: &HeaderMap) -> Dialect {
-    if headers.contains_key("anthropic-version") {
-        Dialect::Anthropic
-    } else if headers.contains_key("x-goog-api-key") || headers.contains_key("x-goog-api-client") {
-        Dialect::Gemini
-    } else {
-        Dialect::OpenAiChat
+    match Family::of("/v1/models", headers) {
+        Family::Api(d) => d,
+        _ => Dialect::OpenAiChat,
     }
 }
 
 fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
     match dialect {
-        Dialect::OpenAiChat => json!({"id": id, "object": "model", "created": 0, "owned_by": owner}),
+        Dialect::OpenAiChat | Dialect::Responses => {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": owner})
+        }
         Dialect::Anthropic => {
             json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})
         }
@@ -193,19 +172,16 @@ fn model_object(dialect: Dialect, id: &str, owner: &str) -> serde_json::Value {
     }
 }
 
-async fn models(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
-    list_models(&state, listing_dialect(&headers), &headers, &uri)
+async fn models(State(state): S, headers: HeaderMap) -> Response {
+    list_models(&state, listing_dialect(&headers))
 }
 
 /// Every model, in the list shape of `dialect`.
-pub(crate) fn list_models(state: &AppState, dialect: Dialect, headers: &HeaderMap, uri: &Uri) -> Response {
-    if let Err(e) = authenticate(state, dialect, headers, uri) {
-        return e.into_response();
-    }
+pub(crate) fn list_models(state: &AppState, dialect: Dialect) -> Response {
     let list = state.client.models();
     let data: Vec<_> = list.iter().map(|m| model_object(dialect, &m.id, m.providers.join(",").as_str())).collect();
     let body = match dialect {
-        Dialect::OpenAiChat => json!({"object": "list", "data": data}),
+        Dialect::OpenAiChat | Dialect::Responses => json!({"object": "list", "data": data}),
         Dialect::Anthropic => json!({
             "data": data,
             "has_more": false,
@@ -217,15 +193,12 @@ pub(crate) fn list_models(state: &AppState, dialect: Dialect, headers: &HeaderMa
     axum::Json(body).into_response()
 }
 
-async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    describe_model(&state, listing_dialect(&headers), &id, &headers, &uri)
+async fn model(State(state): S, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    describe_model(&state, listing_dialect(&headers), &id)
 }
 
 /// One model, in the shape of `dialect`; 404 when no credential serves it.
-pub(crate) fn describe_model(state: &AppState, dialect: Dialect, id: &str, headers: &HeaderMap, uri: &Uri) -> Response {
-    if let Err(e) = authenticate(state, dialect, headers, uri) {
-        return e.into_response();
-    }
+pub(crate) fn describe_model(state: &AppState, dialect: Dialect, id: &str) -> Response {
     let listed = state.client.models().into_iter().find(|m| m.id == id);
     match listed {
         Some(m) => axum::Json(model_object(dialect, &m.id, &m.providers.join(","))).into_response(),

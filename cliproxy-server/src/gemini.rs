@@ -13,46 +13,50 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use cliproxy_core::client::UrlTarget;
 use cliproxy_core::dialects::Dialect;
 use cliproxy_core::{Error, ErrorKind};
 
 use crate::AppState;
 use crate::api::{self, Front};
-use crate::render::{self, ApiError, Framing};
+use crate::auth::ClientKey;
+use crate::family::ApiError;
+use crate::render::{self, Framing};
 
 type S = State<Arc<AppState>>;
 
+/// The `/v1beta/*` routes (behind the client key, like `/v1/*`). Google's SDKs also use the stable `v1`
+/// (google-genai does by default): [`crate::api::v1_routes`] sends `POST /v1/models/*` to [`call`], and
+/// `GET /v1/models` is shared with the other dialects, which tell Google's clients by their headers.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1beta/models", get(list))
-        .route("/v1beta/models/{*action}", get(describe).post(call))
-        // Google's SDKs also use the stable `v1` (google-genai does by default). `GET /v1/models` is shared
-        // with the other dialects, which tell Google's clients by their headers.
-        .route("/v1/models/{*id}", post(call))
+    Router::new().route("/v1beta/models", get(list)).route("/v1beta/models/{*action}", get(describe).post(call))
 }
 
-async fn list(State(state): S, headers: HeaderMap, uri: Uri) -> Response {
-    api::list_models(&state, Dialect::Gemini, &headers, &uri)
+async fn list(State(state): S) -> Response {
+    api::list_models(&state, Dialect::Gemini)
 }
 
-async fn describe(State(state): S, Path(model): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    api::describe_model(&state, Dialect::Gemini, &model, &headers, &uri)
+async fn describe(State(state): S, Path(model): Path<String>) -> Response {
+    api::describe_model(&state, Dialect::Gemini, &model)
 }
 
 fn error(kind: ErrorKind, message: String) -> Response {
     ApiError::new(Dialect::Gemini, Error::new(kind, message)).into_response()
 }
 
-async fn call(State(state): S, Path(action): Path<String>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
-    let client_key = match api::authenticate(&state, Dialect::Gemini, &headers, &uri) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
+/// `models/{model}:{method}`, the URL naming the model and whether to stream.
+pub(crate) async fn call(
+    State(state): S,
+    Extension(ClientKey(client_key)): Extension<ClientKey>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
     let Some((model, method)) = action.rsplit_once(':') else {
         return error(
             ErrorKind::ModelNotFound,
@@ -80,7 +84,7 @@ async fn call(State(state): S, Path(action): Path<String>, headers: HeaderMap, u
             ),
         },
         "countTokens" => {
-            let body = match api::read_body(&state, Dialect::Gemini, body).await {
+            let body = match api::read_body(&state, Dialect::Gemini.into(), body).await {
                 Ok(b) => b,
                 Err(e) => return e.into_response(),
             };

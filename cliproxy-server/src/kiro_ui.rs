@@ -1,9 +1,10 @@
 //! The Kiro login page, `GET /v0/oauth/kiro`, and the JSON actions it calls, all behind the management auth.
 //!
 //! A browser cannot send the management key as a header, so the page first shows a form that posts the secret
-//! to `POST /v0/oauth/kiro/login`; a right secret sets the `cliproxy_mgmt` cookie (HttpOnly, SameSite=Strict,
-//! so other sites cannot ride on it) and the same checks as every management route apply: loopback only unless
-//! `allow-remote`, bans after repeated failures, 404 while no secret is configured.
+//! to `POST /v0/oauth/kiro/login`; a right secret starts a management session ([`crate::sessions`]): its
+//! cookie holds an opaque id with a 12-hour expiry (HttpOnly, SameSite=Strict, Path=/v0), never the secret.
+//! The same checks as every management route apply: loopback only unless `allow-remote`, throttling after
+//! repeated wrong secrets, 404 while no secret is configured.
 //!
 //! The page starts Builder ID and Identity Center logins through the shared login endpoints
 //! (`/v0/management/login/kiro`, polled for live status) and uses these actions:
@@ -16,31 +17,36 @@
 //!
 //! The page is a static file: everything dynamic is fetched as JSON and written with `textContent`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cliproxy_core::Error;
 use cliproxy_core::timefmt::format_rfc3339;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{COOKIE, Denied};
-use crate::management::denied;
+use crate::auth::{Denied, peer};
+use crate::family::{ApiError, Family};
+use crate::sessions::Sessions;
 
 type S = State<Arc<AppState>>;
 
 const PAGE: &str = include_str!("kiro_ui.html");
 const LOGIN_PAGE: &str = include_str!("kiro_ui_login.html");
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The pages, which check the management key themselves (a missing one gets the login form).
+pub fn pages() -> Router<Arc<AppState>> {
+    Router::new().route("/v0/oauth/kiro", get(page)).route("/v0/oauth/kiro/login", post(login))
+}
+
+/// The JSON actions of the page (behind the management middleware).
+pub fn actions() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v0/oauth/kiro", get(page))
-        .route("/v0/oauth/kiro/login", post(login))
         .route("/v0/oauth/kiro/accounts", get(accounts))
         .route("/v0/oauth/kiro/import", post(import))
         .route("/v0/oauth/kiro/token", post(add_token))
@@ -66,162 +72,120 @@ fn login_form(status: StatusCode, message: &str) -> Response {
     html(status, LOGIN_PAGE.replace("{{message}}", message))
 }
 
-/// Whether the request presents any management secret at all (a visit without one just gets the form, and
-/// does not count as a failed attempt).
-fn presents_secret(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::AUTHORIZATION)
-        || headers.contains_key("x-management-key")
-        || headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|c| c.split(';').any(|kv| kv.trim().starts_with(&format!("{COOKIE}="))))
+/// A refusal the login form can explain, or the HTML error page.
+fn refused(d: Denied) -> Response {
+    match d {
+        Denied::Missing => login_form(StatusCode::UNAUTHORIZED, ""),
+        Denied::BadSecret => login_form(StatusCode::UNAUTHORIZED, "Wrong management key, or the session expired."),
+        Denied::Locked(left) => {
+            let mut r = login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many failed attempts: try again in {} s.", left.as_secs().max(1)),
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(left.as_secs().max(1)));
+            r
+        }
+        d => ApiError::new(Family::Html, d.into_error()).into_response(),
+    }
 }
 
-async fn page(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if !state.management.enabled() {
-        return denied(Denied::Disabled);
-    }
-    if !presents_secret(&headers) {
-        return login_form(StatusCode::UNAUTHORIZED, "");
-    }
-    match state.management.check(peer, &headers) {
+async fn page(State(state): S, req: Request) -> Response {
+    match state.management.check(peer(&req), req.headers()) {
         Ok(()) => html(StatusCode::OK, PAGE.to_owned()),
-        Err(Denied::BadSecret) => login_form(StatusCode::UNAUTHORIZED, "The saved key is no longer valid."),
-        Err(d) => denied(d),
+        Err(d) => refused(d),
     }
 }
 
 /// The form's `secret` field (URL-encoded form body).
 fn form_secret(body: &[u8]) -> Option<String> {
-    form_urlencoded::parse(body).find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(body).find(|(k, v)| k == "secret" && !v.is_empty()).map(|(_, v)| v.into_owned())
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, so any secret is a valid cookie value.
-fn cookie_encode(s: &str) -> String {
-    const RESERVED: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
-}
-
-async fn login(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
-    if !state.management.enabled() {
-        return denied(Denied::Disabled);
-    }
+async fn login(State(state): S, req: Request) -> Response {
+    let ip = peer(&req);
+    let body = match crate::body::read(req.into_body(), 64 << 10, state.limits.body_read, Family::Html).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let secret = form_secret(&body);
-    match state.management.check_secret(peer, secret.as_deref()) {
-        Ok(()) => {
-            let cookie = format!(
-                "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-                cookie_encode(secret.as_deref().unwrap_or_default())
-            );
-            let mut r = StatusCode::SEE_OTHER.into_response();
-            let h = r.headers_mut();
-            h.insert(header::LOCATION, HeaderValue::from_static("/v0/oauth/kiro"));
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                h.insert(header::SET_COOKIE, v);
-            }
-            r
-        }
-        Err(Denied::BadSecret) => login_form(StatusCode::UNAUTHORIZED, "Wrong management key."),
-        Err(Denied::Banned(secs)) => {
-            login_form(StatusCode::FORBIDDEN, &format!("Too many failed attempts: try again in {secs} s."))
-        }
-        Err(d) => denied(d),
+    if let Err(d) = state.management.check_secret(ip, secret.as_deref()) {
+        return refused(d);
     }
+    let id = match state.management.sessions.start() {
+        Ok(id) => id,
+        Err(e) => {
+            let e = Error::config(format!("cannot start a session: {e}"));
+            return ApiError::new(Family::Html, e).into_response();
+        }
+    };
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_static("/v0/oauth/kiro"));
+    if let Ok(v) = HeaderValue::from_str(&Sessions::cookie(&id)) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"error": message}))).into_response()
-}
-
-fn core_error(e: &cliproxy_core::Error) -> Response {
-    error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY), e.message())
+fn core_error(e: Error) -> Response {
+    ApiError::new(Family::Management, e).into_response()
 }
 
 /// The Kiro accounts as the page shows them.
 pub fn kiro_accounts(client: &cliproxy_core::Client) -> Vec<Value> {
-    let usage = client.usage();
     client
         .credentials()
         .into_iter()
         .filter(|c| c.provider == "kiro")
         .map(|c| {
-            let quota = usage.iter().find(|u| u.credential == c.id).and_then(|u| u.quota.clone());
             json!({
                 "id": c.id,
                 "state": c.state.as_str(),
                 "reason": c.state.reason(),
                 "expires_at": c.expires_at.map(format_rfc3339),
                 "priority": c.priority,
-                "quota": quota,
+                "quota": c.quota,
             })
         })
         .collect()
 }
 
-async fn accounts(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn accounts(State(state): S) -> Response {
     axum::Json(json!({"accounts": kiro_accounts(&state.client)})).into_response()
 }
 
-async fn import(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn import(State(state): S) -> Response {
     let client = state.client.clone();
     match tokio::task::spawn_blocking(move || client.import("kiro")).await {
         Ok(Ok(files)) => {
             let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             axum::Json(json!({"imported": files})).into_response()
         }
-        Ok(Err(e)) => core_error(&e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "import failed"),
+        Ok(Err(e)) => core_error(e),
+        Err(_) => core_error(Error::config("import failed")),
     }
 }
 
-async fn add_token(
-    State(state): S,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn add_token(State(state): S, body: Body) -> Response {
+    let body = match crate::management::read_body(&state, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let token = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("refresh_token").and_then(Value::as_str).map(str::to_owned));
     let Some(token) = token else {
-        return error(StatusCode::BAD_REQUEST, "body must be {\"refresh_token\": \"…\"}");
+        return core_error(Error::invalid_request("body must be {\"refresh_token\": \"…\"}"));
     };
-    match cliproxy_core::providers::kiro::add_social_refresh_token(state.client.ctx(), &token).await {
-        Ok(cred) => {
-            let id = cred.id.clone();
-            state.client.router().upsert(cred);
-            axum::Json(json!({"credential": id})).into_response()
-        }
-        Err(e) => core_error(&e),
+    match state.client.add_account("kiro", &token).await {
+        Ok(id) => axum::Json(json!({"credential": id})).into_response(),
+        Err(e) => core_error(e),
     }
 }
 
-async fn refresh_all(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
-    let ctx = state.client.ctx().clone();
-    let creds: Vec<_> =
-        state.client.router().credentials().iter().filter(|c| c.provider.id() == "kiro").cloned().collect();
-    let mut refreshed = 0;
-    let mut warnings = Vec::new();
-    for c in creds {
-        match c.token.access(&ctx, true).await {
-            Ok(_) => refreshed += 1,
-            Err(e) => warnings.push(format!("{}: {}", c.id, e.message())),
-        }
-    }
-    axum::Json(json!({"success": warnings.is_empty(), "refreshed_count": refreshed, "warnings": warnings}))
+async fn refresh_all(State(state): S) -> Response {
+    let (refreshed, failed) = state.client.refresh_accounts(Some("kiro"), None).await;
+    let warnings: Vec<String> = failed.iter().map(|(id, e)| format!("{id}: {}", e.message())).collect();
+    axum::Json(json!({"success": warnings.is_empty(), "refreshed_count": refreshed.len(), "warnings": warnings}))
         .into_response()
 }

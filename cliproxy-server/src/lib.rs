@@ -6,22 +6,26 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
+pub mod browser;
+pub mod family;
 pub mod gemini;
+pub mod keys;
 pub mod kiro_ui;
+pub mod listen;
 pub mod login;
+pub mod logtext;
 pub mod management;
 pub mod render;
+pub mod sessions;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
+use axum::middleware::from_fn_with_state;
 use cliproxy_core::config::Config;
 use cliproxy_core::{Client, Error};
 use tokio::net::TcpListener;
@@ -29,6 +33,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{ClientKeys, ManagementAuth};
+use crate::browser::Browser;
+pub use crate::listen::ConnLimits;
 
 /// How long SIGTERM (or [`ServerHandle::shutdown`]) waits for open requests and streams before closing them.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -38,14 +44,16 @@ pub struct AppState {
     pub client: Client,
     pub keys: ClientKeys,
     pub management: ManagementAuth,
+    pub browser: Browser,
     pub body_limit: usize,
+    pub limits: ConnLimits,
 }
 
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     client: Client,
 }
 
@@ -68,9 +76,10 @@ impl ServerHandle {
         }
     }
 
-    /// Waits until the server stops by itself (it only does on an accept error).
+    /// Serves until the process ends (the handle held here keeps the server running).
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or(Ok(()))
+        let _ = self.task.await;
+        Ok(())
     }
 }
 
@@ -80,57 +89,68 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<ServerHandle
     serve_client(client, listener).await
 }
 
-/// Serves an existing client on `listener`. Refuses a non-loopback address while no client key is configured.
+/// Serves an existing client on `listener` with the default [`ConnLimits`].
 pub async fn serve_client(client: Client, listener: TcpListener) -> Result<ServerHandle, Error> {
+    serve_with(client, listener, ConnLimits::default()).await
+}
+
+/// Serves an existing client on `listener`. Beyond loopback it refuses to start without strong client keys.
+pub async fn serve_with(client: Client, listener: TcpListener, limits: ConnLimits) -> Result<ServerHandle, Error> {
     let addr = listener.local_addr().map_err(|e| Error::config(format!("listener has no address: {e}")))?;
     let config = client.config();
-    let keys = ClientKeys::new(config.api_keys.iter().map(|k| k.expose().to_owned()));
-    if keys.is_empty() && !addr.ip().is_loopback() {
-        return Err(Error::config(format!(
-            "refusing to listen on {addr} without client API keys: anyone who can reach it could use your credentials. \
-             Add `api-keys: [\"<a long random key>\"]` to config.yaml or set CLIPROXY_API_KEY, or bind 127.0.0.1"
-        )));
+    let loopback = addr.ip().is_loopback();
+    if !loopback {
+        if config.api_keys.is_empty() {
+            return Err(Error::config(format!(
+                "refusing to listen on {addr} without client API keys: anyone who can reach it could use your \
+                 credentials. Add `api-keys: [\"<a long random key>\"]` to config.yaml or set CLIPROXY_API_KEY, or bind \
+                 127.0.0.1"
+            )));
+        }
+        keys::check_strength(config.api_keys.iter().map(|k| k.expose()), addr)?;
     }
+    let keys = ClientKeys::new(config.api_keys.iter().map(|k| k.expose().to_owned()));
     let management =
         ManagementAuth::new(config.remote_management.secret_key.expose(), config.remote_management.allow_remote);
-    let state =
-        Arc::new(AppState { body_limit: config.body_limit_mb.max(1) << 20, client: client.clone(), keys, management });
+    let browser = Browser::new(&config.cors, loopback)?;
+    let state = Arc::new(AppState {
+        body_limit: config.body_limit_mb.max(1) << 20,
+        client: client.clone(),
+        keys,
+        management,
+        browser,
+        limits,
+    });
     let app = router(state);
-    let (stop, mut stopped) = watch::channel(false);
-    // Small SSE frames must leave at once, not wait for the previous segment's ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(listen::run(listener, app, limits, stopped));
     Ok(ServerHandle { addr, stop, task, client })
 }
 
-/// All routes, with CORS and request logging around them.
-pub fn router(state: Arc<AppState>) -> Router {
-    api::routes()
-        .merge(gemini::routes())
-        .merge(management::routes())
-        .merge(login::routes())
-        .merge(kiro_ui::routes())
+/// All routes: the inference routes behind the client key (and, for `/v1/*` and `/v1beta/*`, CORS when configured), the
+/// management routes behind the management key, the pages, JSON 404/405 in each route's family, and the
+/// browser guard around everything.
+fn router(state: Arc<AppState>) -> Router {
+    // Set on each group before its layers, so the layers (CORS above all) also wrap the 405 answers.
+    let answer_405 = |r: Router<Arc<AppState>>| r.method_not_allowed_fallback(family::method_not_allowed);
+    let keyed = |r: Router<Arc<AppState>>| {
+        answer_405(r)
+            .route_layer(from_fn_with_state(state.clone(), auth::client_key))
+            .route_layer(from_fn_with_state(state.clone(), browser::origin))
+    };
+    let mut v1 = keyed(api::v1_routes().merge(gemini::routes()));
+    if let Some(cors) = state.browser.cors_layer() {
+        v1 = v1.layer(cors);
+    }
+    let managed = answer_405(management::routes().merge(login::routes()).merge(kiro_ui::actions()))
+        .route_layer(from_fn_with_state(state.clone(), auth::management));
+    Router::new()
+        .merge(v1)
+        .merge(keyed(api::alias_routes()))
+        .merge(answer_405(api::public_routes()))
+        .merge(managed)
+        .merge(answer_405(kiro_ui::pages()))
+        .fallback(family::not_found)
+        .layer(from_fn_with_state(state.clone(), browser::guard))
         .with_state(state)
-        .layer(middleware::from_fn(cors))
-}
-
-/// Browsers' preflights get 204 with permissive CORS; every answer carries the CORS headers, as in the Go
-/// original (clients authenticate with keys, never cookies, so `*` is safe for the API routes).
-async fn cors(req: Request, next: Next) -> Response {
-    let preflight = req.method() == Method::OPTIONS;
-    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
-    let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After, X-Request-Id"));
-    resp
 }

@@ -3,20 +3,19 @@
 //! `{id, verification_uri, verification_uri_complete, user_code, expires_in}`;
 //! `GET /v0/management/login/{id}` answers `{status: pending|success|failed, error?, credential?}`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use cliproxy_core::Error;
 use cliproxy_core::login::{LoginFlow, LoginStatus};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::management::denied;
+use crate::family::{ApiError, Family};
 
 type S = State<Arc<AppState>>;
 
@@ -47,54 +46,40 @@ fn status_fields(status: &LoginStatus, v: &mut Value) {
     }
 }
 
-async fn start(
-    State(state): S,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(provider): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn start(State(state): S, Path(provider): Path<String>, body: Body) -> Response {
+    let body = match crate::management::read_body(&state, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let options: Value = if body.is_empty() {
         json!({})
     } else {
         match serde_json::from_slice(&body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"error": "body must be a JSON object of login options"})),
-                )
-                    .into_response();
+                let e = Error::invalid_request("body must be a JSON object of login options");
+                return ApiError::new(Family::Management, e).into_response();
             }
         }
     };
     match state.client.login(&provider, options).await {
         Ok(flow) => axum::Json(flow_json(&flow)).into_response(),
-        Err(e) => {
-            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            (status, axum::Json(json!({"error": e.message(), "kind": e.kind().as_str()}))).into_response()
-        }
+        Err(e) => ApiError::new(Family::Management, e).into_response(),
     }
 }
 
-async fn status(
-    State(state): S,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn status(State(state): S, Path(id): Path<String>) -> Response {
     match state.client.login_flow(&id) {
         Some(flow) => {
             let mut v = json!({"id": flow.id});
             status_fields(&flow.status(), &mut v);
             axum::Json(v).into_response()
         }
-        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no login flow `{id}`")}))).into_response(),
+        None => {
+            let e = Error::invalid_request(format!("no login flow `{}`", crate::logtext::Clean(&id)))
+                .with_code("not_found")
+                .with_http_status(404);
+            ApiError::new(Family::Management, e).into_response()
+        }
     }
 }

@@ -128,7 +128,9 @@ fn init_logging(debug: bool) {
     let default = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: escape sequences have no place in a log file or a collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 async fn serve(config: Config) -> Result<(), String> {
@@ -143,35 +145,39 @@ async fn serve(config: Config) -> Result<(), String> {
         creds.len(),
         creds.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
     );
+    let stop = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{local}");
         let _ = out.flush();
     }
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining open requests for up to {} s", cliproxy_server::DRAIN.as_secs());
     handle.shutdown(cliproxy_server::DRAIN).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM at once, so a stop that arrives right after "listening on" is printed drains like any
+/// other instead of killing the process, and returns the future that resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
 

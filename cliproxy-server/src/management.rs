@@ -1,13 +1,12 @@
-//! The management API (`/v0/management/*`), behind [`crate::auth::ManagementAuth`]: 404 while no secret is
-//! configured, loopback only unless `allow-remote`, bans after repeated failures.
+//! The management API (`/v0/management/*`), behind the [`crate::auth::management`] middleware: 404 while no
+//! secret is configured, loopback only unless `allow-remote`, throttled after repeated failures.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cliproxy_core::timefmt::format_rfc3339;
@@ -15,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::Denied;
+use crate::family::{ApiError, Family};
 
 type S = State<Arc<AppState>>;
 
@@ -25,30 +24,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v0/management/credentials", get(list_credentials))
 }
 
-/// The response for a refused management request.
-pub fn denied(d: Denied) -> Response {
-    let (status, msg) = match d {
-        Denied::Disabled => (StatusCode::NOT_FOUND, "not found".to_string()),
-        Denied::RemoteNotAllowed => (
-            StatusCode::FORBIDDEN,
-            "remote management is disabled: set remote-management.allow-remote: true".to_string(),
-        ),
-        Denied::Banned(secs) => {
-            (StatusCode::FORBIDDEN, format!("too many failed attempts; banned for {secs} more seconds"))
-        }
-        Denied::BadSecret => (StatusCode::UNAUTHORIZED, "missing or invalid management key".to_string()),
-    };
-    (status, axum::Json(json!({"error": msg}))).into_response()
-}
-
 fn seconds_left(until: SystemTime) -> u64 {
     until.duration_since(SystemTime::now()).map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
-async fn list_cooldowns(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn list_cooldowns(State(state): S) -> Response {
     let list: Vec<_> = state
         .client
         .cooldowns()
@@ -72,23 +52,19 @@ struct ResetQuery {
     model: Option<String>,
 }
 
-async fn reset_cooldowns(
-    State(state): S,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<ResetQuery>,
-) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn reset_cooldowns(State(state): S, q: Result<Query<ResetQuery>, QueryRejection>) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => {
+            let e = cliproxy_core::Error::invalid_request(format!("invalid query: {}", e.body_text()));
+            return ApiError::new(Family::Management, e).into_response();
+        }
+    };
     let cleared = state.client.reset_cooldowns(q.credential.as_deref(), q.model.as_deref());
     axum::Json(json!({"cleared": cleared})).into_response()
 }
 
-async fn list_credentials(State(state): S, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    if let Err(d) = state.management.check(peer, &headers) {
-        return denied(d);
-    }
+async fn list_credentials(State(state): S) -> Response {
     let list: Vec<_> = state
         .client
         .credentials()
@@ -105,4 +81,12 @@ async fn list_credentials(State(state): S, ConnectInfo(peer): ConnectInfo<Socket
         })
         .collect();
     axum::Json(json!({"credentials": list})).into_response()
+}
+
+/// The largest management request body: login options and pasted tokens are small.
+const BODY_LIMIT: usize = 64 << 10;
+
+/// Reads a management body: at most [`BODY_LIMIT`], within the body-read deadline.
+pub async fn read_body(state: &AppState, body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    crate::body::read(body, BODY_LIMIT, state.limits.body_read, Family::Management).await
 }

@@ -158,6 +158,66 @@ fn refuses_public_bind_without_client_keys() {
 }
 
 #[test]
+fn refuses_public_bind_with_weak_client_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    // (config keys, CLIPROXY_API_KEY, what the refusal says)
+    let cases = [
+        ("api-keys: [\"change-me\"]", None, "placeholder"),
+        ("api-keys: [\"your-api-key-here\"]", None, "placeholder"),
+        ("api-keys: [\"short-key-123\"]", None, "shorter than 16"),
+        ("api-keys: []", Some(" "), "blank"),
+    ];
+    for (keys, env, why) in cases {
+        let config = write_config(dir.path(), &format!("host: 0.0.0.0\nport: 0\n{keys}\n"));
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&config).env_remove("CLIPROXY_API_KEY");
+        if let Some(v) = env {
+            cmd.env("CLIPROXY_API_KEY", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{keys} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why) && err.contains("long random key"), "{keys} {env:?}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "it never listened");
+    }
+    // A strong key starts, and loopback keeps accepting short keys (nothing beyond the machine can reach it).
+    let config = write_config(dir.path(), "host: 127.0.0.1\nport: 0\napi-keys: [\"short\"]\n");
+    let (status, _) = spawn(&config, &[]).terminate();
+    assert!(status.success());
+    let config = write_config(dir.path(), "host: 0.0.0.0\nport: 0\napi-keys: [\"9f86d081884c7d659a2feaa0c55ad015\"]\n");
+    let (status, _) = spawn(&config, &[]).terminate();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn client_text_in_logs_is_escaped_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("port: 0\napi-keys: [\"{CLIENT_KEY}\"]\n"));
+    let run = spawn(&config, &[("RUST_LOG", "debug")]);
+    let forged = format!("m\r\n2099-01-01T00:00:00Z ERROR forged line\u{0}\u{1b}]0;pwned\u{7}{}", "A".repeat(300_000));
+    let http = reqwest::Client::new();
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let r = http
+            .post(format!("{}{path}", run.base))
+            .bearer_auth(CLIENT_KEY)
+            .json(&json!({"model": forged, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    let origin = format!("https://{}.example", "o".repeat(50_000));
+    let r = http.get(format!("{}/v1/models", run.base)).header("origin", origin).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, logs) = run.terminate();
+    assert!(logs.contains("forged line"), "the rejection was logged: {logs}");
+    assert!(!logs.lines().any(|l| l.starts_with("2099-01-01")), "a client split a log line:\n{logs}");
+    assert!(!logs.contains("\u{1b}]0;pwned") && !logs.contains('\u{0}'), "raw control characters reached the log");
+    let longest = logs.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+}
+
+#[test]
 fn runs_with_no_config_on_loopback_8317() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)

@@ -126,7 +126,10 @@ async fn cli_login_completes_after_pending_polls_and_one_slow_down() {
     assert_eq!(v["scope"], "read:user");
     assert!(v["timestamp"].as_u64().unwrap() > 1_700_000_000_000);
     let device = mock.requests().into_iter().find(|r| r.path == "/login/device/code").unwrap();
-    assert_eq!(device.json().unwrap(), json!({"client_id": "Iv1.b507a08c87ecfe98", "scope": "read:user"}));
+    // The device request is form-encoded, as RFC 8628 has it (GitHub takes JSON too).
+    let form: std::collections::BTreeMap<String, String> = form_urlencoded::parse(&device.body).into_owned().collect();
+    assert_eq!(form["client_id"], "Iv1.b507a08c87ecfe98");
+    assert_eq!(form["scope"], "read:user");
     assert_eq!(device.header("accept"), Some("application/json"));
 }
 

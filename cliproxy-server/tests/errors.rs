@@ -48,6 +48,49 @@ async fn malformed_requests_get_dialect_errors() {
 }
 
 #[tokio::test]
+async fn malformed_responses_requests_get_openai_errors() {
+    let rig = start().await;
+    let post = |body: &'static str| {
+        rig.http
+            .post(rig.url("/v1/responses"))
+            .bearer_auth(CLIENT_KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases = [
+        ("{not json", "not a valid JSON object"),
+        ("[]", "not a valid JSON object"),
+        ("", "not a valid JSON object"),
+        (r#"{"input":"hi"}"#, "model: field required"),
+        (r#"{"model":5,"input":"hi"}"#, "model: expected a string"),
+        (r#"{"model":"claude-sonnet-4-5","messages":[]}"#, "input: field required"),
+        (r#"{"model":"claude-sonnet-4-5","input":7}"#, "input: expected a string or an array of input items"),
+        (r#"{"model":"compat-gpt-4o","input":"hi","previous_response_id":"resp_1"}"#, "previous_response_id: "),
+        (r#"{"model":"claude-sonnet-4-5","input":[{"type":"item_reference","id":"msg_1"}]}"#, "input[0]: "),
+        (
+            r#"{"model":"claude-sonnet-4-5","input":[{"role":"user","content":[{"type":"input_text"}]}]}"#,
+            "input[0].content[0].text: missing",
+        ),
+        (r#"{"model":"claude-sonnet-4-5","input":"hi","tools":[{"type":"function"}]}"#, "tools[0].name: missing"),
+    ];
+    for (body, want) in cases {
+        let (s, h, v) = status_and_json(post(body).await.unwrap()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(is_openai_error(&v), "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert!(v["error"].get("param").is_some() && v["error"]["code"].is_string(), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(want), "{body}: {v}");
+        assert_eq!(h["x-should-retry"], "false");
+    }
+    // Nothing that was refused reached an upstream.
+    assert_eq!(rig.mock.total_hits(), 0);
+    let body = r#"{"model":"no-such-model","input":"hi"}"#;
+    let (s, _, v) = status_and_json(post(body).await.unwrap()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("model_not_found")), "{v}");
+}
+
+#[tokio::test]
 async fn unknown_model_is_404_model_not_found() {
     let rig = start().await;
     let (s, _, v) = status_and_json(rig.chat(&chat_body("no-such-model", "hi", false)).await).await;
@@ -92,7 +135,7 @@ async fn client_keys_are_required_in_every_form() {
     assert_eq!(r.status(), 200, "health needs no key");
     let r = rig.http.request(reqwest::Method::OPTIONS, rig.url("/v1/chat/completions")).send().await.unwrap();
     assert_eq!(r.status(), 204, "CORS preflight");
-    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers().get("access-control-allow-origin").is_none(), "no CORS unless configured");
 }
 
 #[tokio::test]
@@ -128,4 +171,40 @@ async fn error_after_first_byte_becomes_an_error_event() {
     }
     // The failure came after bytes were sent: no second credential was tried.
     assert_eq!(rig.mock.total_hits(), 4);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json_in_the_family_of_the_path() {
+    let rig = start().await;
+    let send = |method: reqwest::Method, path: &str, key: &str| {
+        rig.http.request(method, rig.url(path)).bearer_auth(key).header("content-type", "application/json").send()
+    };
+    let (s, _, v) = status_and_json(send(reqwest::Method::POST, "/v1/nowhere", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(is_openai_error(&v), "{v}");
+    assert_eq!(v["error"]["code"], "unknown_route");
+    let (s, _, v) =
+        status_and_json(send(reqwest::Method::POST, "/v1/messages/nowhere", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(is_anthropic_error(&v), "{v}");
+    let (s, _, v) = status_and_json(send(reqwest::Method::GET, "/v0/management/nowhere", MGMT).await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert!(v["error"].is_string(), "{v}");
+
+    let (s, h, v) =
+        status_and_json(send(reqwest::Method::GET, "/v1/chat/completions", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(is_openai_error(&v), "{v}");
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+    assert_eq!(h["allow"], "POST");
+    let (s, _, v) = status_and_json(send(reqwest::Method::PUT, "/v1/messages", CLIENT_KEY).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(is_anthropic_error(&v), "{v}");
+    let (s, _, v) = status_and_json(send(reqwest::Method::PUT, "/v0/management/cooldowns", MGMT).await.unwrap()).await;
+    assert_eq!(s, 405);
+    assert!(v["error"].is_string(), "{v}");
+    let r = rig.http.post(rig.url("/v0/oauth/kiro")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(rig.mock.total_hits(), 0);
 }

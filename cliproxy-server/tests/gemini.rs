@@ -195,8 +195,22 @@ async fn gemini_keys_in_every_form() {
     assert_eq!(rig.http.post(format!("{url}?key={CLIENT_KEY}")).json(&body).send().await.unwrap().status(), 200);
     assert_eq!(rig.http.post(&url).bearer_auth(CLIENT_KEY).json(&body).send().await.unwrap().status(), 200);
     assert_eq!(rig.http.get(rig.url("/v1beta/models")).send().await.unwrap().status(), 401);
+    // Under `v1` a Gemini call is told by its method, before any key is checked.
+    let r = rig.http.post(rig.url("/v1/models/compat-gpt-4o:generateContent")).json(&body).send().await.unwrap();
+    assert!(is_google_error(&r.json().await.unwrap(), 401, "UNAUTHENTICATED"));
     // Nothing reached the upstream without a valid key.
     assert_eq!(rig.mock.total_hits(), 2);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_under_v1beta_get_google_errors() {
+    let rig = start().await;
+    let r = rig.http.get(rig.url("/v1beta/files")).header("x-goog-api-key", CLIENT_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(is_google_error(&r.json().await.unwrap(), 404, "NOT_FOUND"));
+    let r = rig.http.delete(rig.url("/v1beta/models")).header("x-goog-api-key", CLIENT_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(is_google_error(&r.json().await.unwrap(), 405, "INVALID_ARGUMENT"));
 }
 
 #[tokio::test]

@@ -14,10 +14,10 @@ use std::time::{Duration, SystemTime};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::{CredentialState, Ctx, TokenSource};
 use crate::config::Secret;
-use crate::credential::{Access, CredentialState, TokenSource};
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::Ctx;
+use crate::providers::Access;
 
 /// A freshly obtained access token.
 #[derive(Clone, Debug)]
@@ -200,6 +200,10 @@ impl TokenSource for RefreshingToken {
 
     fn expires_at(&self) -> Option<SystemTime> {
         self.lock().token.as_ref().and_then(|t| t.expires_at)
+    }
+
+    fn refresh<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<()>> {
+        async move { self.refresh_now(ctx, true).await.map(|_| ()) }.boxed()
     }
 }
 

@@ -31,7 +31,6 @@ use super::{
     upstream_error,
 };
 use crate::error::{Error, ErrorKind};
-use crate::routing::classify::kind_for_status;
 use crate::stream::sse::SseEvent;
 use crate::types::{
     BlockKind, ChatRequest, ChatResponse, ContentPart, ImageSource, Message, Opaque, Reasoning, Role, StopReason,
@@ -741,7 +740,7 @@ fn parse_error_body(status: Option<u16>, body: &[u8]) -> Error {
         Some(e) => error_from_wire(status, &e),
         None => {
             let message = super::error_snippet(body);
-            let kind = status.map_or(ErrorKind::Upstream, kind_for_status);
+            let kind = status.map_or(ErrorKind::Upstream, ErrorKind::from_status);
             upstream_error(kind, message, status)
         }
     }
@@ -762,7 +761,7 @@ fn error_from_wire(status: Option<u16>, e: &ErrorWire<'_>) -> Error {
         "timeout_error" => (ErrorKind::Timeout, None),
         "overloaded_error" => (ErrorKind::Upstream, Some(529)),
         "api_error" => (ErrorKind::Upstream, Some(500)),
-        _ => (status.map_or(ErrorKind::Upstream, kind_for_status), None),
+        _ => (status.map_or(ErrorKind::Upstream, ErrorKind::from_status), None),
     };
     let err = upstream_error(kind, message, status.or(implied_status));
     if etype == "request_too_large" { err.with_http_status(413) } else { err }

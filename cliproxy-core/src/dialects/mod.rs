@@ -8,12 +8,13 @@
 //! - `StreamEncoder`: IR stream events → client SSE events ([`OutEvent`]);
 //! - `error_event` and `parse_error`: errors on the client and the upstream side.
 //!
-//! Nothing here does I/O. [`Dialect`] dispatches to either module for callers that hold the dialect as data.
+//! Nothing here does I/O. [`Dialect`] dispatches to the modules for callers that hold the dialect as data.
 
 pub mod anthropic;
 pub mod gemini;
 pub(crate) mod json;
 pub mod openai_chat;
+pub mod responses;
 #[cfg(test)]
 mod testing;
 
@@ -21,37 +22,19 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::stream::sse::SseEvent;
-use crate::types::{CacheControl, ChatRequest, ChatResponse, ImageSource, StreamEvent};
+pub use crate::types::Dialect;
+use crate::types::{CacheControl, ChatRequest, ChatResponse, ImageSource, Reasoning, StreamEvent, ToolChoice};
 
 use json::{Obj, Path};
 
-/// A wire format clients speak and upstreams answer in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// OpenAI Chat Completions (`/v1/chat/completions`).
-    OpenAiChat,
-    /// Anthropic Messages (`/v1/messages`).
-    Anthropic,
-    /// Gemini `generateContent` (`/v1beta/models/{model}:generateContent`); the model is in the URL.
-    Gemini,
-}
-
 impl Dialect {
-    /// A stable name for logs and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAiChat => "openai-chat",
-            Dialect::Anthropic => "anthropic",
-            Dialect::Gemini => "gemini",
-        }
-    }
-
     pub fn parse_request(self, body: &[u8]) -> Result<ChatRequest, Error> {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_request(body),
             Dialect::Anthropic => anthropic::parse_request(body),
             // The body lacks what routing needs: see `gemini::parse_request`.
             Dialect::Gemini => Err(gemini::model_not_in_body()),
+            Dialect::Responses => responses::parse_request(body),
         }
     }
 
@@ -60,6 +43,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::encode_request(req),
             Dialect::Anthropic => anthropic::encode_request(req),
             Dialect::Gemini => gemini::encode_request(req),
+            Dialect::Responses => responses::encode_request(req),
         }
     }
 
@@ -68,6 +52,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::parse_response(body),
             Dialect::Anthropic => anthropic::parse_response(body),
             Dialect::Gemini => gemini::parse_response(body),
+            Dialect::Responses => responses::parse_response(body),
         }
     }
 
@@ -76,6 +61,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::encode_response(resp, model),
             Dialect::Anthropic => anthropic::encode_response(resp, model),
             Dialect::Gemini => gemini::encode_response(resp, model),
+            Dialect::Responses => responses::encode_response(resp, model),
         }
     }
 
@@ -84,6 +70,7 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::parse_error(status, body),
             Dialect::Anthropic => anthropic::parse_error(status, body),
             Dialect::Gemini => gemini::parse_error(status, body),
+            Dialect::Responses => responses::parse_error(status, body),
         }
     }
 
@@ -92,6 +79,16 @@ impl Dialect {
             Dialect::OpenAiChat => openai_chat::error_event(err),
             Dialect::Anthropic => anthropic::error_event(err),
             Dialect::Gemini => gemini::error_event(err),
+            Dialect::Responses => responses::error_event(err),
+        }
+    }
+
+    /// The JSON error body a client of this dialect gets (OpenAI's shape for both OpenAI APIs, Google's for Gemini).
+    pub fn error_body(self, err: &Error) -> Vec<u8> {
+        match self {
+            Dialect::OpenAiChat | Dialect::Responses => err.openai_body(),
+            Dialect::Anthropic => err.anthropic_body(),
+            Dialect::Gemini => err.google_body(),
         }
     }
 
@@ -100,6 +97,7 @@ impl Dialect {
             Dialect::OpenAiChat => AnyStreamParser::OpenAiChat(openai_chat::StreamParser::new()),
             Dialect::Anthropic => AnyStreamParser::Anthropic(anthropic::StreamParser::new()),
             Dialect::Gemini => AnyStreamParser::Gemini(gemini::StreamParser::new()),
+            Dialect::Responses => AnyStreamParser::Responses(responses::StreamParser::new()),
         }
     }
 
@@ -109,12 +107,13 @@ impl Dialect {
             Dialect::OpenAiChat => AnyStreamEncoder::OpenAiChat(openai_chat::StreamEncoder::new(model, include_usage)),
             Dialect::Anthropic => AnyStreamEncoder::Anthropic(anthropic::StreamEncoder::new(model)),
             Dialect::Gemini => AnyStreamEncoder::Gemini(gemini::StreamEncoder::new(model)),
+            Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::new(model)),
         }
     }
 }
 
-/// One outgoing SSE event in a client dialect: `event` is the SSE `event:` name (Anthropic) or `None`
-/// (OpenAI); `data` is JSON text or `[DONE]`.
+/// One outgoing SSE event in a client dialect: `event` is the SSE `event:` name (Anthropic, Responses) or
+/// `None` (OpenAI chat); `data` is JSON text or `[DONE]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEvent {
     pub event: Option<&'static str>,
@@ -128,12 +127,13 @@ impl OutEvent {
     }
 }
 
-/// The stream parser of either dialect.
+/// The stream parser of any dialect.
 #[derive(Debug)]
 pub enum AnyStreamParser {
     OpenAiChat(openai_chat::StreamParser),
     Anthropic(anthropic::StreamParser),
     Gemini(gemini::StreamParser),
+    Responses(responses::StreamParser),
 }
 
 impl AnyStreamParser {
@@ -142,6 +142,7 @@ impl AnyStreamParser {
             AnyStreamParser::OpenAiChat(p) => p.push(ev, out),
             AnyStreamParser::Anthropic(p) => p.push(ev, out),
             AnyStreamParser::Gemini(p) => p.push(ev, out),
+            AnyStreamParser::Responses(p) => p.push(ev, out),
         }
     }
 
@@ -150,16 +151,18 @@ impl AnyStreamParser {
             AnyStreamParser::OpenAiChat(p) => p.finish(out),
             AnyStreamParser::Anthropic(p) => p.finish(out),
             AnyStreamParser::Gemini(p) => p.finish(out),
+            AnyStreamParser::Responses(p) => p.finish(out),
         }
     }
 }
 
-/// The stream encoder of either dialect.
+/// The stream encoder of any dialect.
 #[derive(Debug)]
 pub enum AnyStreamEncoder {
     OpenAiChat(openai_chat::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
     Gemini(gemini::StreamEncoder),
+    Responses(responses::StreamEncoder),
 }
 
 impl AnyStreamEncoder {
@@ -168,6 +171,7 @@ impl AnyStreamEncoder {
             AnyStreamEncoder::OpenAiChat(e) => e.push(ev, out),
             AnyStreamEncoder::Anthropic(e) => e.push(ev, out),
             AnyStreamEncoder::Gemini(e) => e.push(ev, out),
+            AnyStreamEncoder::Responses(e) => e.push(ev, out),
         }
     }
 
@@ -176,12 +180,13 @@ impl AnyStreamEncoder {
             AnyStreamEncoder::OpenAiChat(e) => e.finish(out),
             AnyStreamEncoder::Anthropic(e) => e.finish(out),
             AnyStreamEncoder::Gemini(e) => e.finish(out),
+            AnyStreamEncoder::Responses(e) => e.finish(out),
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Mapping rules both dialects share.
+// Mapping rules the dialects share.
 
 /// The thinking budget an effort level stands for, or `None` when the effort turns thinking off.
 ///
@@ -204,6 +209,26 @@ pub(crate) fn budget_effort(budget: u32) -> &'static str {
         0..4096 => "low",
         4096..16384 => "medium",
         _ => "high",
+    }
+}
+
+/// The effort an OpenAI-style upstream (chat `reasoning_effort`, Responses `reasoning.effort`) gets: the
+/// client's own, with Anthropic's `max` as `high`, or the level closest to a budget (see [`budget_effort`]).
+pub(crate) fn effort_of(r: &Reasoning) -> Option<&str> {
+    match (&r.effort, r.budget_tokens) {
+        (Some(e), _) if e == "max" => Some("high"),
+        (Some(e), _) => Some(e),
+        (None, Some(budget)) => Some(budget_effort(budget)),
+        (None, None) => None,
+    }
+}
+
+/// The `arguments` string of a tool call in the OpenAI APIs: the input as JSON text, or, for arguments an
+/// upstream sent that were not JSON (kept as a string), that text as it was.
+pub(crate) fn tool_arguments_text(input: &serde_json::Value) -> std::borrow::Cow<'_, str> {
+    match input {
+        serde_json::Value::String(raw) => std::borrow::Cow::Borrowed(raw),
+        other => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 
@@ -249,6 +274,34 @@ pub(crate) fn data_url(media_type: &str, data: &str) -> String {
     format!("data:{media_type};base64,{data}")
 }
 
+/// An image as the OpenAI APIs take it: a URL, inline images as `data:` URLs.
+pub(crate) fn image_url(source: &ImageSource) -> std::borrow::Cow<'_, str> {
+    match source {
+        ImageSource::Base64 { media_type, data } => std::borrow::Cow::Owned(data_url(media_type, data)),
+        ImageSource::Url { url } => std::borrow::Cow::Borrowed(url),
+    }
+}
+
+/// The tool-choice modes the OpenAI APIs write as strings.
+pub(crate) fn tool_choice_mode(mode: &str) -> Option<ToolChoice> {
+    match mode {
+        "none" => Some(ToolChoice::None),
+        "auto" => Some(ToolChoice::Auto),
+        "required" => Some(ToolChoice::Required),
+        _ => None,
+    }
+}
+
+/// The arguments of a tool call in a client's request (OpenAI's JSON text, at `path`), which must be JSON;
+/// empty text means no arguments.
+pub(crate) fn client_tool_arguments(arguments: &str, path: &Path<'_>) -> Result<serde_json::Value, Error> {
+    if arguments.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_str(arguments)
+        .map_err(|e| path.invalid(format_args!("tool call arguments are not valid JSON ({e})")))
+}
+
 /// Seconds since the Unix epoch, for OpenAI's `created`. A clock before 1970 reads as 0.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -264,7 +317,7 @@ pub(crate) fn to_json_string<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("IR wire structs always serialize")
 }
 
-/// An id in the form a dialect's clients expect (`chatcmpl-…`, `msg_…`), derived from the upstream's id so
+/// An id in the form a dialect's clients expect (`chatcmpl-…`, `msg_…`, `resp_…`), derived from the upstream's id so
 /// log lines of both sides can be matched up.
 pub(crate) fn client_id<'a>(upstream: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
     if upstream.starts_with(prefix) {

@@ -32,15 +32,14 @@ use serde_json::value::RawValue;
 
 use super::json::{self, Kind, Obj, Path, Str};
 use super::{
-    Dialect, OutEvent, budget_effort, client_id, data_url, image_from_url, read_cache_control, to_json, unix_now,
-    upstream_error,
+    Dialect, OutEvent, client_id, client_tool_arguments, effort_of, image_from_url, image_url, read_cache_control,
+    to_json, tool_arguments_text, tool_choice_mode, unix_now, upstream_error,
 };
 use crate::error::{Error, ErrorKind};
-use crate::routing::classify::kind_for_status;
 use crate::stream::sse::SseEvent;
 use crate::types::{
-    BlockKind, ChatRequest, ChatResponse, ContentPart, ImageSource, Message, Opaque, Reasoning, Role, StopReason,
-    StreamEvent, Tool, ToolChoice, Usage, parse_tool_arguments,
+    BlockKind, ChatRequest, ChatResponse, ContentPart, Message, Opaque, Reasoning, Role, StopReason, StreamEvent, Tool,
+    ToolChoice, Usage, parse_tool_arguments,
 };
 
 // =========================================================================================================
@@ -273,10 +272,7 @@ fn parse_assistant(m: &Obj<'_>, path: &Path<'_>, args: Args) -> Result<Vec<Conte
             let arguments = f.string("arguments", &fp)?.unwrap_or_default();
             let input = match args {
                 Args::Lenient => parse_tool_arguments(&arguments),
-                Args::Strict if arguments.trim().is_empty() => Value::Object(serde_json::Map::new()),
-                Args::Strict => serde_json::from_str(&arguments).map_err(|e| {
-                    fp.key("arguments").invalid(format_args!("tool call arguments are not valid JSON ({e})"))
-                })?,
+                Args::Strict => client_tool_arguments(&arguments, &fp.key("arguments"))?,
             };
             parts.push(ContentPart::tool_use(id, name, input));
         }
@@ -315,12 +311,7 @@ fn parse_tool_choice(raw: &RawValue, path: &Path<'_>) -> Result<ToolChoice, Erro
     const EXPECTED: &str =
         "expected \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\"}}";
     match json::kind(raw) {
-        Kind::String => match json::string(raw, path)?.as_ref() {
-            "none" => Ok(ToolChoice::None),
-            "auto" => Ok(ToolChoice::Auto),
-            "required" => Ok(ToolChoice::Required),
-            _ => Err(path.invalid(EXPECTED)),
-        },
+        Kind::String => tool_choice_mode(&json::string(raw, path)?).ok_or_else(|| path.invalid(EXPECTED)),
         Kind::Object => {
             let o = Obj::read(raw, path)?;
             let f = o.object("function", path)?.ok_or_else(|| path.invalid(EXPECTED))?;
@@ -518,22 +509,13 @@ pub fn encode_request(req: &ChatRequest) -> Vec<u8> {
         top_p: req.top_p,
         top_k: req.top_k.filter(|_| same_dialect),
         stop: &req.stop,
-        reasoning_effort: req.reasoning.as_ref().and_then(reasoning_effort),
+        reasoning_effort: req.reasoning.as_ref().and_then(effort_of),
         user: req.user.as_deref(),
         stream: req.stream,
         stream_options: req.stream.then_some(StreamOptionsOut { include_usage: true }),
         extra: same_dialect.then_some(&req.extra),
     };
     to_json(&out)
-}
-
-fn reasoning_effort(r: &Reasoning) -> Option<&str> {
-    match (&r.effort, r.budget_tokens) {
-        (Some(e), _) if e == "max" => Some("high"),
-        (Some(e), _) => Some(e),
-        (None, Some(budget)) => Some(budget_effort(budget)),
-        (None, None) => None,
-    }
 }
 
 fn tool_out(t: &Tool) -> Option<ToolOut<'_>> {
@@ -602,11 +584,7 @@ fn user_part(part: &ContentPart) -> Option<PartOut<'_>> {
     match part {
         ContentPart::Text { text, .. } => Some(PartOut::Text { text }),
         ContentPart::Image { source, detail, .. } => {
-            let url = match source {
-                ImageSource::Base64 { media_type, data } => Cow::Owned(data_url(media_type, data)),
-                ImageSource::Url { url } => Cow::Borrowed(url.as_str()),
-            };
-            Some(PartOut::ImageUrl { image_url: ImageUrlOut { url, detail: detail.as_deref() } })
+            Some(PartOut::ImageUrl { image_url: ImageUrlOut { url: image_url(source), detail: detail.as_deref() } })
         }
         ContentPart::Opaque(Opaque { dialect: Dialect::OpenAiChat, value }) => Some(PartOut::Raw(value)),
         ContentPart::Opaque(Opaque { value, .. }) => {
@@ -663,15 +641,6 @@ fn append<'a>(acc: &mut Option<Cow<'a, str>>, s: &'a str) {
     match acc {
         None => *acc = Some(Cow::Borrowed(s)),
         Some(a) => a.to_mut().push_str(s),
-    }
-}
-
-/// The `arguments` string of a tool call: the input as JSON text, or, for arguments an upstream sent that
-/// were not JSON (kept as a string), that text as it was.
-fn tool_arguments_text(input: &Value) -> Cow<'_, str> {
-    match input {
-        Value::String(raw) => Cow::Borrowed(raw),
-        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -890,7 +859,7 @@ struct ErrorWire<'a> {
 }
 
 /// `error` is the value of the body's `error` field, if any; `body` is used as the message otherwise.
-fn error_from_wire(status: Option<u16>, error: Option<&RawValue>, body: &[u8]) -> Error {
+pub(super) fn error_from_wire(status: Option<u16>, error: Option<&RawValue>, body: &[u8]) -> Error {
     let (message, etype, code) = match error {
         Some(raw) if json::kind(raw) == Kind::String => {
             (serde_json::from_str::<String>(raw.get()).unwrap_or_default(), String::new(), String::new())
@@ -914,7 +883,7 @@ fn error_from_wire(status: Option<u16>, error: Option<&RawValue>, body: &[u8]) -
     } else if code == "model_not_found" {
         ErrorKind::ModelNotFound
     } else if let Some(status) = status {
-        match kind_for_status(status) {
+        match ErrorKind::from_status(status) {
             // A 404 without `model_not_found` is more often a wrong base URL than an unknown model.
             ErrorKind::ModelNotFound => ErrorKind::Upstream,
             kind => kind,
@@ -1019,8 +988,11 @@ impl Open {
 
 /// Turns an upstream's `chat.completion.chunk` stream into block events.
 ///
-/// A block opens when the kind of delta changes (reasoning, text, or a tool call with a new `index`) and
-/// closes when another opens or the choice finishes, so blocks never overlap. `Finish` waits for the usage
+/// A block opens when the kind of delta changes (reasoning, text, or a tool call with a new `index`).
+/// Reasoning and text blocks close when another block opens. Tool-call blocks stay open until the choice
+/// finishes (or text or reasoning follows them): the format has no end marker per call, so parallel calls
+/// are known complete only at `finish_reason`, and a client dialect that reports each call done (the
+/// Responses API) must say so then, as the original proxy does. `Finish` waits for the usage
 /// chunk that follows `finish_reason` (or `[DONE]`, or the end of the stream) so that it carries the final
 /// counts. A stream that ends before any `finish_reason` or `[DONE]` was cut off: `finish` reports it.
 /// Arguments resumed for a tool call after another one started cannot be expressed as blocks and are an
@@ -1030,6 +1002,8 @@ pub struct StreamParser {
     started: bool,
     next_index: usize,
     open: Option<Open>,
+    /// Block indexes of earlier tool calls, still open (see the type's docs).
+    open_tools: Vec<usize>,
     /// Upstream keys and ids of the tool calls seen so far.
     tools: Vec<(usize, String)>,
     stop_reason: Option<StopReason>,
@@ -1162,7 +1136,13 @@ impl StreamParser {
                 format!("the upstream resumed the arguments of tool call {key} after another call had started"),
             ));
         }
-        self.close(out);
+        match self.open.take() {
+            Some(Open::Tool { index, .. }) => self.open_tools.push(index),
+            other => {
+                self.open = other;
+                self.close(out);
+            }
+        }
         let index = self.next_index;
         self.next_index += 1;
         let id = id.map_or_else(|| format!("call_{index}"), Cow::into_owned);
@@ -1176,7 +1156,9 @@ impl StreamParser {
         Ok(())
     }
 
+    /// Closes every open block, in the order they opened.
     fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        out.extend(self.open_tools.drain(..).map(|index| StreamEvent::BlockStop { index }));
         if let Some(open) = self.open.take() {
             out.push(StreamEvent::BlockStop { index: open.index() });
         }
@@ -1391,6 +1373,7 @@ mod tests {
     use serde_json::json;
 
     use crate::dialects::testing::{self, datas, invalid_message, parse_stream, sse};
+    use crate::types::ImageSource;
 
     fn parse(v: Value) -> Result<ChatRequest, Error> {
         parse_request(v.to_string().as_bytes())
@@ -1984,10 +1967,11 @@ mod tests {
                 BlockStop { index: 1 },
                 BlockStart { index: 2, block: BlockKind::ToolUse { id: "a".into(), name: "f".into() } },
                 ToolArgsDelta { index: 2, json: "{}".into() },
-                BlockStop { index: 2 },
+                // Parallel calls are all complete only when the choice finishes.
                 BlockStart { index: 3, block: BlockKind::ToolUse { id: "b".into(), name: "g".into() } },
                 ToolArgsDelta { index: 3, json: "{\"x\"".into() },
                 ToolArgsDelta { index: 3, json: ":1}".into() },
+                BlockStop { index: 2 },
                 BlockStop { index: 3 },
                 Finish {
                     stop_reason: Some(StopReason::ToolUse),

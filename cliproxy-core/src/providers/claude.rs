@@ -9,12 +9,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::failure::{Blame, Failure, header_str};
 use super::{Provider, UpstreamCall, finish_request, join_url, post_json};
-use crate::credential::Credential;
 use crate::dialects::{Dialect, anthropic};
-use crate::error::{ErrorKind, Result};
-use crate::routing::classify::{Cooldown, ErrorClass, Length, MIN_30, Scope, default_class, header_str, until};
-use crate::timefmt::parse_rfc3339;
+use crate::error::Result;
+use crate::timefmt::{parse_rfc3339, until};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const API_VERSION: &str = "2023-06-01";
@@ -41,32 +40,32 @@ impl Provider for Claude {
         Some(Dialect::Anthropic)
     }
 
-    fn prefixes(&self, _credential: &Credential) -> Vec<String> {
+    fn prefixes(&self) -> Vec<String> {
         vec!["claude".into()]
     }
 
-    fn resolve_model(&self, _credential: &Credential, model: &str) -> Option<String> {
+    fn resolve_model(&self, model: &str) -> Option<String> {
         model.starts_with("claude-").then(|| model.to_owned())
     }
 
-    fn catalogue(&self, _credential: &Credential) -> Vec<String> {
+    fn catalogue(&self) -> Vec<String> {
         CATALOGUE.iter().map(|s| (*s).to_owned()).collect()
     }
 
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>> {
-        let base = call.credential.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base = call.base_url.unwrap_or(DEFAULT_BASE_URL);
         let b = headers(post_json(call, &join_url(base, "/v1/messages")), call);
         finish_request(b, body, "claude")
     }
 
     fn count_tokens_request(&self, call: &UpstreamCall<'_>, body: Bytes) -> Option<Result<http::Request<Bytes>>> {
-        let base = call.credential.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let base = call.base_url.unwrap_or(DEFAULT_BASE_URL);
         let b = headers(post_json(call, &join_url(base, "/v1/messages/count_tokens")), call);
         Some(finish_request(b, body, "claude"))
     }
 
-    fn classify_error(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
-        classify(status, headers, body, now)
+    fn failure(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
+        failure(status, headers, body, now)
     }
 }
 
@@ -80,43 +79,34 @@ fn headers(mut b: http::request::Builder, call: &UpstreamCall<'_>) -> http::requ
     b
 }
 
-/// Anthropic-specific refinements of the default table.
-pub fn classify(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
-    let error = anthropic::parse_error(status, body);
+/// What an Anthropic error answer says: 529 (overloaded) is the service's, not the key's; a rejected
+/// subscription window (unified headers) holds the whole account until its reset; a plain rate limit waits for the
+/// key's `anthropic-ratelimit-*-reset`; an expired OAuth token wants a refresh; any other 401 means the key is dead;
+/// a billing error is an exhausted quota.
+pub fn failure(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
     let text = String::from_utf8_lossy(body);
-    let mut class = default_class(status, headers, error, now);
+    let f = Failure::from_status(status, headers, anthropic::parse_error(status, body), now);
     match status {
-        // Overloaded is Anthropic's problem, not the key's: go elsewhere, cool nothing.
-        529 => {
-            class.cooldown = None;
-            class.retry_other = true;
-        }
-        429 => {
-            if let Some(reset) = unified_reset(headers, now) {
-                // A subscription window is account-wide: every model of the credential waits.
-                class.cooldown = Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(reset) });
-                class.error = class.error.clone().with_retry_after(reset);
-            } else if class.cooldown.is_some_and(|c| c.length == Length::Backoff)
-                && let Some(reset) = standard_reset(headers, now)
-            {
-                class.cooldown = Some(Cooldown { scope: Scope::Model, length: Length::Fixed(reset) });
-                class.error = class.error.clone().with_retry_after(reset);
-            }
-        }
-        401 if text.contains("OAuth token has expired") => {
-            class.refresh = true;
-        }
+        429 => match unified_reset(headers, now) {
+            // A subscription window is account-wide: every model of the credential waits.
+            Some(reset) => Failure { blame: Blame::Account, ..f }.wait_for(reset),
+            None if f.wait.is_none() => match standard_reset(headers, now) {
+                Some(reset) => f.wait_for(reset),
+                None => f,
+            },
+            None => f,
+        },
+        401 if text.contains("OAuth token has expired") => f.expired_token(),
         401 => {
-            class.disable = Some(format!("upstream rejected the API key: {}", class.error.message()));
+            let reason = format!("upstream rejected the API key: {}", f.error.message());
+            f.suspend(reason)
         }
         400 | 402 if text.contains("billing_error") || text.contains("credit balance") => {
-            class.error = crate::Error::new(ErrorKind::QuotaExceeded, class.error.message().to_owned());
-            class.retry_other = true;
-            class.cooldown = Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(MIN_30) });
+            let message = f.error.message().to_owned();
+            f.quota(message, None)
         }
-        _ => {}
+        _ => f,
     }
-    class
 }
 
 /// The latest reset among rejected unified (subscription) windows, in unix seconds.
@@ -143,7 +133,13 @@ fn standard_reset(headers: &http::HeaderMap, now: SystemTime) -> Option<std::tim
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+    use crate::routing::classify::{Cooldown, ErrorClass, Length, Scope, decide};
     use std::time::Duration;
+
+    fn classify(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
+        decide(failure(status, headers, body, now))
+    }
 
     fn hdrs(pairs: &[(&str, &str)]) -> http::HeaderMap {
         pairs.iter().map(|(k, v)| (http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap())).collect()

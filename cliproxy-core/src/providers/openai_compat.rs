@@ -1,44 +1,48 @@
 //! Any OpenAI-compatible Chat Completions backend (`openai-compatibility` entries; also `OPENAI_API_KEY`).
 //!
 //! The request goes to `{base-url}/chat/completions` with `Authorization: Bearer`. An entry without a
-//! `models` list is a catch-all: it serves any model name that no other credential serves explicitly.
+//! `models` list is a catch-all: it serves any model name that no other credential serves explicitly. The
+//! upstream's own `/models` list, which the account lifecycle (`auth::openai_compat`) fetches, is what such an
+//! entry shows in `/v1/models`.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
-
-use futures::FutureExt;
-use futures::future::BoxFuture;
 
 use bytes::Bytes;
 
-use super::{Ctx, Provider, UpstreamCall, finish_request, join_url, post_json};
-use crate::credential::Credential;
+use super::failure::{Failure, header_str};
+use super::{Provider, UpstreamCall, finish_request, join_url, post_json};
 use crate::dialects::{Dialect, openai_chat};
-use crate::error::{ErrorKind, Result};
-use crate::routing::classify::{Cooldown, ErrorClass, Length, MIN_30, Scope, default_class, header_str};
+use crate::error::Result;
 use crate::timefmt::parse_go_duration;
+
+/// Where an entry without a `base-url` sends requests.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// One `openai-compatibility` entry; its `name` is the credential id's middle part and a model prefix.
 pub struct OpenAiCompat {
     pub name: String,
-    /// The upstream's own `/models` list, for entries without a `models` list (shown in `/v1/models`).
-    listed: RwLock<Vec<String>>,
+    /// The upstream's own `/models` list, shared with the account that fetches it.
+    pub listed: Arc<RwLock<Vec<String>>>,
 }
 
 impl OpenAiCompat {
     pub fn new(name: &str) -> Self {
-        OpenAiCompat { name: name.to_owned(), listed: RwLock::new(Vec::new()) }
+        OpenAiCompat { name: name.to_owned(), listed: Arc::default() }
     }
 }
 
-#[derive(serde::Deserialize)]
-struct ModelList {
-    data: Vec<ModelId>,
-}
-
-#[derive(serde::Deserialize)]
-struct ModelId {
-    id: String,
+/// The model ids of an OpenAI `/models` answer.
+pub fn parse_model_list(body: &[u8]) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct ModelList {
+        data: Vec<ModelId>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ModelId {
+        id: String,
+    }
+    serde_json::from_slice::<ModelList>(body).ok().map(|l| l.data.into_iter().map(|m| m.id).collect())
 }
 
 impl Provider for OpenAiCompat {
@@ -50,60 +54,24 @@ impl Provider for OpenAiCompat {
         Some(Dialect::OpenAiChat)
     }
 
-    fn prefixes(&self, _credential: &Credential) -> Vec<String> {
+    fn prefixes(&self) -> Vec<String> {
         vec![self.name.clone()]
     }
 
-    fn resolve_model(&self, _credential: &Credential, model: &str) -> Option<String> {
+    fn resolve_model(&self, model: &str) -> Option<String> {
         Some(model.to_owned())
     }
 
-    fn is_catch_all(&self, credential: &Credential) -> bool {
-        credential.models.is_empty()
+    fn is_catch_all(&self) -> bool {
+        true
     }
 
-    fn catalogue(&self, _credential: &Credential) -> Vec<String> {
+    fn catalogue(&self) -> Vec<String> {
         self.listed.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn refresh_models<'a>(&'a self, ctx: &'a Ctx, credential: &'a Credential) -> BoxFuture<'a, ()> {
-        async move {
-            if !credential.models.is_empty() {
-                return;
-            }
-            let Ok(access) = credential.token.access(ctx, false).await else { return };
-            let base = credential.base_url.as_deref().unwrap_or("https://api.openai.com/v1");
-            let mut b = http::Request::get(join_url(base, "/models"));
-            if !access.token.is_empty() {
-                b = b.header(http::header::AUTHORIZATION, format!("Bearer {}", access.token.expose()));
-            }
-            if let Some(p) = &credential.proxy_url {
-                b = b.extension(crate::transport::UpstreamProxy(p.clone()));
-            }
-            let Ok(req) = b.body(Bytes::new()) else { return };
-            let idle = std::time::Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
-            let listed = async {
-                let mut resp = ctx.transport.send(req).await.ok()?;
-                let body = crate::transport::read_body(&ctx.runtime, &mut resp.body, 8 << 20, idle).await.ok()?;
-                if !resp.status.is_success() {
-                    return None;
-                }
-                serde_json::from_slice::<ModelList>(&body).ok()
-            };
-            match listed.await {
-                Some(list) => {
-                    let ids: Vec<String> = list.data.into_iter().map(|m| m.id).collect();
-                    tracing::debug!(credential = %credential.id, models = ids.len(), "upstream model list refreshed");
-                    *self.listed.write().unwrap_or_else(|p| p.into_inner()) = ids;
-                }
-                None => tracing::debug!(credential = %credential.id, "upstream has no usable /models list"),
-            }
-        }
-        .boxed()
-    }
-
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>> {
-        let base = call.credential.base_url.as_deref().unwrap_or("https://api.openai.com/v1");
+        let base = call.base_url.unwrap_or(DEFAULT_BASE_URL);
         let mut b = post_json(call, &join_url(base, "/chat/completions"));
         let token = call.access.token.expose();
         if !token.is_empty() {
@@ -112,44 +80,49 @@ impl Provider for OpenAiCompat {
         finish_request(b, body, "openai-compatibility")
     }
 
-    fn classify_error(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
-        classify(status, headers, body, now)
+    fn failure(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
+        failure(status, headers, body, now)
     }
 }
 
 /// OpenAI's signals: `insufficient_quota` is billing (long, whole key), `rate_limit_exceeded` is transient
-/// (`retry-after`, else the `x-ratelimit-reset-*` durations), `invalid_api_key` disables the key.
-pub fn classify(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
-    let error = openai_chat::parse_error(status, body);
+/// (`retry-after`, else the `x-ratelimit-reset-*` durations), `invalid_api_key` means the key is dead.
+pub fn failure(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
     let text = String::from_utf8_lossy(body);
-    let mut class = default_class(status, headers, error, now);
+    let f = Failure::from_status(status, headers, openai_chat::parse_error(status, body), now);
     match status {
         429 if text.contains("insufficient_quota") => {
-            class.error = crate::Error::new(ErrorKind::QuotaExceeded, class.error.message().to_owned());
-            class.cooldown = Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(MIN_30) });
+            let message = f.error.message().to_owned();
+            f.quota(message, None)
         }
-        429 if class.cooldown.is_some_and(|c| c.length == Length::Backoff) => {
+        429 if f.wait.is_none() => {
             let reset = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
                 .iter()
                 .filter_map(|h| header_str(headers, h).and_then(parse_go_duration))
                 .max();
-            if let Some(d) = reset.filter(|d| !d.is_zero()) {
-                class.cooldown = Some(Cooldown { scope: Scope::Model, length: Length::Fixed(d) });
-                class.error = class.error.clone().with_retry_after(d);
+            match reset.filter(|d| !d.is_zero()) {
+                Some(d) => f.wait_for(d),
+                None => f,
             }
         }
         401 if text.contains("invalid_api_key") => {
-            class.disable = Some(format!("upstream rejected the API key: {}", class.error.message()));
+            let reason = format!("upstream rejected the API key: {}", f.error.message());
+            f.suspend(reason)
         }
-        _ => {}
+        _ => f,
     }
-    class
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
+    use crate::routing::classify::{ErrorClass, Length, Scope, decide};
     use std::time::Duration;
+
+    fn classify(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
+        decide(failure(status, headers, body, now))
+    }
 
     fn hdrs(pairs: &[(&str, &str)]) -> http::HeaderMap {
         pairs.iter().map(|(k, v)| (http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap())).collect()

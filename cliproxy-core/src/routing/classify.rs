@@ -1,12 +1,16 @@
-//! What an upstream failure means for routing: try another credential or not, cool down what and for how long,
-//! refresh the token, or disable the credential until a human acts.
+//! The cooldown table: what a failed upstream attempt means for routing. Providers describe a failure as facts
+//! ([`Failure`]); this module alone decides from them whether to try another credential, what to cool down and for
+//! how long, whether to refresh the token, and whether to disable the credential until a human acts.
 //!
-//! Providers start from [`default_class`] (the Go original's table) and refine it from their own signals
-//! (reset headers, error codes in the body). Everything here is pure so every rule is unit-tested.
+//! The table is the Go original's, refined: a rejected key or token rests the whole credential 30 min; an
+//! exhausted quota waits for its reset (30 min when unknown); 404 rests the model on that credential 12 h; 429
+//! waits for `Retry-After` or a reset header, else backs off exponentially; 408/5xx and transport failures rest the
+//! model a minute; an overloaded service moves on without cooling anything; a request at fault is not retried.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
+use crate::providers::failure::{Blame, Failure};
 
 /// What a cooldown covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,28 +52,32 @@ pub const MIN_30: Duration = Duration::from_secs(30 * 60);
 pub const HOURS_12: Duration = Duration::from_secs(12 * 3600);
 pub const MIN_1: Duration = Duration::from_secs(60);
 
-/// The Go original's cooldown table, refined: 401/403 → 30 min; 402 → 30 min; 404 → 12 h (that model);
-/// 429 → `Retry-After`, else exponential; 408/5xx → 1 min; 529 (overloaded) → no cooldown, retry elsewhere;
-/// other 4xx → the request itself is wrong, no retry.
-pub fn default_class(status: u16, headers: &http::HeaderMap, error: Error, now: SystemTime) -> ErrorClass {
-    let retry_after = parse_retry_after(headers, now);
-    let fixed = |scope, d| Some(Cooldown { scope, length: Length::Fixed(d) });
-    let (retry_other, cooldown) = match status {
-        401 | 403 => (true, fixed(Scope::Credential, MIN_30)),
-        402 => (true, fixed(Scope::Credential, retry_after.unwrap_or(MIN_30))),
-        404 => (true, fixed(Scope::Model, HOURS_12)),
-        429 => {
-            (true, Some(Cooldown { scope: Scope::Model, length: retry_after.map_or(Length::Backoff, Length::Fixed) }))
-        }
-        529 => (true, None),
-        408 | 500..=599 => (true, fixed(Scope::Model, retry_after.unwrap_or(MIN_1))),
-        _ => (false, None),
+/// Decides what to do about a failure from its facts.
+pub fn decide(f: Failure) -> ErrorClass {
+    let pass = |error, retry_other| ErrorClass { error, retry_other, cooldown: None, refresh: false, disable: None };
+    if let Some(reason) = f.suspended {
+        return ErrorClass { disable: Some(reason), ..pass(f.error, true) };
+    }
+    if f.token_expired {
+        return ErrorClass { refresh: true, ..pass(f.error, true) };
+    }
+    let scope = match f.blame {
+        Blame::Request => return pass(f.error, false),
+        Blame::Service => return pass(f.error, true),
+        Blame::Model => Scope::Model,
+        Blame::Account => Scope::Credential,
     };
-    let error = match retry_after {
-        Some(d) if error.retry_after().is_none() && matches!(status, 429 | 402) => error.with_retry_after(d),
-        _ => error,
+    let length = match f.wait {
+        Some(d) => Length::Fixed(d),
+        None if f.quota_exhausted => Length::Fixed(MIN_30),
+        None => match f.status {
+            401 | 403 => Length::Fixed(MIN_30),
+            404 => Length::Fixed(HOURS_12),
+            429 => Length::Backoff,
+            _ => Length::Fixed(MIN_1),
+        },
     };
-    ErrorClass { error, retry_other, cooldown, refresh: false, disable: None }
+    ErrorClass { cooldown: Some(Cooldown { scope, length }), ..pass(f.error, true) }
 }
 
 /// A transport failure (no status): connection refused, reset, or a first-byte timeout. Another credential
@@ -84,46 +92,6 @@ pub fn transport_class(error: Error) -> ErrorClass {
     }
 }
 
-/// The status → kind mapping used when a provider has nothing more specific.
-pub fn kind_for_status(status: u16) -> ErrorKind {
-    match status {
-        400 | 413 | 422 => ErrorKind::InvalidRequest,
-        401 => ErrorKind::Authentication,
-        402 => ErrorKind::QuotaExceeded,
-        403 => ErrorKind::Permission,
-        404 => ErrorKind::ModelNotFound,
-        408 | 504 => ErrorKind::Timeout,
-        429 => ErrorKind::RateLimited,
-        _ => ErrorKind::Upstream,
-    }
-}
-
-/// `Retry-After` as delta-seconds (fractions allowed) or an HTTP date; also `retry-after-ms`.
-pub fn parse_retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return duration_from_secs(ms / 1000.0);
-    }
-    let v = header_str(headers, "retry-after")?.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return duration_from_secs(secs);
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// An absolute reset time (unix seconds, or RFC 3339) turned into a delay from `now`.
-pub fn until(now: SystemTime, at: SystemTime) -> Duration {
-    at.duration_since(now).unwrap_or(Duration::ZERO)
-}
-
-pub fn duration_from_secs(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
-}
-
-pub fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Cooldown for the n-th consecutive failure without a hint: 1 s · 2ⁿ, at most 30 min.
 pub fn backoff(level: u32) -> Duration {
     Duration::from_secs(1u64 << level.min(11)).min(MIN_30)
@@ -131,7 +99,10 @@ pub fn backoff(level: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
+    use crate::error::ErrorKind;
 
     fn hdrs(pairs: &[(&str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
@@ -143,7 +114,7 @@ mod tests {
 
     fn class(status: u16, h: &[(&str, &str)]) -> ErrorClass {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        default_class(status, &hdrs(h), Error::new(kind_for_status(status), "x"), now)
+        decide(Failure::from_status(status, &hdrs(h), Error::new(ErrorKind::from_status(status), "x"), now))
     }
 
     #[test]
@@ -151,6 +122,10 @@ mod tests {
         let c = class(401, &[]);
         assert_eq!(c.cooldown, Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(MIN_30) }));
         assert!(c.retry_other);
+        assert_eq!(
+            class(402, &[]).cooldown,
+            Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(MIN_30) })
+        );
         assert_eq!(class(404, &[]).cooldown.unwrap().length, Length::Fixed(HOURS_12));
         assert_eq!(class(429, &[]).cooldown.unwrap().length, Length::Backoff);
         let c = class(429, &[("retry-after", "30")]);
@@ -165,14 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_forms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(&hdrs(&[("retry-after", "1.5")]), now), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_retry_after(&hdrs(&[("retry-after-ms", "250")]), now), Some(Duration::from_millis(250)));
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&hdrs(&[("retry-after", &date)]), now), Some(Duration::from_secs(90)));
-        assert_eq!(parse_retry_after(&hdrs(&[("retry-after", "soon")]), now), None);
-        assert_eq!(parse_retry_after(&hdrs(&[("retry-after", "-3")]), now), None);
+    fn expired_tokens_refresh_and_suspensions_disable_without_cooling() {
+        let now = SystemTime::UNIX_EPOCH;
+        let f = Failure::from_status(401, &hdrs(&[]), Error::new(ErrorKind::Authentication, "x"), now);
+        let c = decide(f.clone().expired_token());
+        assert!(c.refresh && c.retry_other && c.cooldown.is_none());
+        let c = decide(f.suspend("banned"));
+        assert_eq!(c.disable.as_deref(), Some("banned"));
+        assert!(c.cooldown.is_none());
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl Router {
         for c in all.iter() {
             if let Some(upstream) = c.resolve(model) {
                 let t = Target { credential: c.clone(), model: upstream };
-                if c.models.is_empty() && c.provider.is_catch_all(c) { catch_all.push(t) } else { explicit.push(t) }
+                if c.models.is_empty() && c.provider.is_catch_all() { catch_all.push(t) } else { explicit.push(t) }
             }
         }
         if explicit.is_empty() { catch_all } else { explicit }
@@ -126,8 +126,8 @@ impl Router {
         }
         let top = ready.iter().map(|t| t.credential.priority).max().expect("non-empty");
         ready.retain(|t| t.credential.priority == top);
-        let best = ready.iter().map(|t| t.credential.provider.preference(&t.credential)).max().expect("non-empty");
-        ready.retain(|t| t.credential.provider.preference(&t.credential) == best);
+        let best = ready.iter().map(|t| t.credential.account.preference(now)).max().expect("non-empty");
+        ready.retain(|t| t.credential.account.preference(now) == best);
         let i = match self.strategy {
             Strategy::FillFirst => 0,
             Strategy::RoundRobin => {

@@ -1,18 +1,11 @@
-//! The Anthropic dialect and the Claude OAuth token endpoint.
+//! The Anthropic dialect (the Claude OAuth side is in `claude_oauth.rs`).
 
 use cliproxy_mock::MockServer;
 use serde_json::{Value, json};
 
-use crate::common::{anthropic, anthropic_body, client, json_of, named_events, status_json, text_of, user};
-
-fn oauth(mock: &MockServer, token: &str, body: &Value) -> reqwest::RequestBuilder {
-    client()
-        .post(format!("{}/v1/messages", mock.anthropic_base()))
-        .bearer_auth(token)
-        .header("anthropic-version", "2023-06-01")
-        .header("anthropic-beta", "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14")
-        .json(body)
-}
+use crate::common::{
+    anthropic, anthropic_body, anthropic_oauth, client, json_of, named_events, status_json, text_of, user,
+};
 
 #[tokio::test]
 async fn stream_events_come_in_order_with_ping_and_cumulative_usage() {
@@ -159,12 +152,12 @@ async fn requests_without_version_max_tokens_or_a_good_key_are_rejected() {
 async fn oauth_tokens_work_expire_and_get_revoked() {
     let mock = MockServer::start().await;
     let body = anthropic_body(&json!({"reply": "ok"}), false);
-    let response = oauth(&mock, "sk-ant-oat01-fresh", &body).send().await.unwrap();
+    let response = anthropic_oauth(&mock, "sk-ant-oat01-fresh", &body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["anthropic-ratelimit-unified-status"], "allowed");
     assert_eq!(mock.hits("sk-ant-oat01-fresh"), 1);
 
-    let (status, v) = status_json(oauth(&mock, "sk-ant-oat01-expired-1", &body)).await;
+    let (status, v) = status_json(anthropic_oauth(&mock, "sk-ant-oat01-expired-1", &body)).await;
     assert_eq!(status, 401);
     assert_eq!(v["error"]["type"], "authentication_error");
     assert_eq!(
@@ -173,7 +166,7 @@ async fn oauth_tokens_work_expire_and_get_revoked() {
     );
     assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
 
-    let (status, v) = status_json(oauth(&mock, "sk-ant-oat01-revoked-1", &body)).await;
+    let (status, v) = status_json(anthropic_oauth(&mock, "sk-ant-oat01-revoked-1", &body)).await;
     assert_eq!(status, 401);
     assert_eq!(v["error"]["message"], "Invalid authentication credentials");
 }
@@ -209,7 +202,7 @@ async fn rate_limit_overload_and_billing_faults() {
 
     // A subscription hitting its weekly limit sees the 7-day window rejected.
     let d = json!({"fault": {"kind": "quota"}});
-    let response = oauth(&mock, "sk-ant-oat01-x", &anthropic_body(&d, false)).send().await.unwrap();
+    let response = anthropic_oauth(&mock, "sk-ant-oat01-x", &anthropic_body(&d, false)).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["anthropic-ratelimit-unified-7d-status"], "rejected");
 }
@@ -230,42 +223,4 @@ async fn count_tokens_estimates_the_input() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(v, json!({"input_tokens": sent / 4}));
-}
-
-#[tokio::test]
-async fn token_endpoint_serves_both_grants() {
-    let mock = MockServer::start().await;
-    let exchange = json!({"grant_type": "authorization_code", "code": "abc", "state": "s",
-        "code_verifier": "v", "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
-        "redirect_uri": "http://localhost:54545/callback"});
-    let refresh = json!({"grant_type": "refresh_token", "refresh_token": "sk-ant-ort01-x",
-        "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"});
-    for path in ["/v1/oauth/token", "/oauth/token"] {
-        for body in [&exchange, &refresh] {
-            let (status, v) = status_json(client().post(format!("{}{path}", mock.url())).json(body)).await;
-            assert_eq!(status, 200);
-            assert!(v["access_token"].as_str().unwrap().starts_with("sk-ant-oat01-"));
-            assert!(v["refresh_token"].as_str().unwrap().starts_with("sk-ant-ort01-"));
-            assert_eq!(v["token_type"], "Bearer");
-            assert_eq!(v["expires_in"], 28800);
-            assert!(v["organization"]["uuid"].is_string());
-            assert_eq!(v["account"]["email_address"], "user@example.com");
-            // The issued token is accepted by the messages endpoint.
-            let token = v["access_token"].as_str().unwrap();
-            let answer = oauth(&mock, token, &anthropic_body(&json!({}), false)).send().await.unwrap();
-            assert_eq!(answer.status(), 200);
-        }
-    }
-    let mut invalid = refresh.clone();
-    invalid["refresh_token"] = json!("sk-ant-ort01-invalid");
-    let (status, v) = status_json(client().post(format!("{}/v1/oauth/token", mock.url())).json(&invalid)).await;
-    assert_eq!(status, 400);
-    assert_eq!(v["error"], "invalid_grant");
-    assert!(v["error_description"].is_string());
-
-    let mut incomplete = exchange.clone();
-    incomplete.as_object_mut().unwrap().remove("code_verifier");
-    let (status, v) = status_json(client().post(format!("{}/v1/oauth/token", mock.url())).json(&incomplete)).await;
-    assert_eq!(status, 400);
-    assert_eq!(v["error"], "invalid_request");
 }

@@ -1,4 +1,6 @@
-//! Helpers shared by the tests: requests in each dialect and SSE parsing.
+//! Helpers shared by the tests: requests in each dialect, SSE parsing, OAuth redirects and split bodies.
+
+use std::collections::HashMap;
 
 use cliproxy_mock::{MockServer, directive};
 use futures::StreamExt;
@@ -30,6 +32,16 @@ pub fn anthropic(mock: &MockServer, key: &str, body: &Value) -> reqwest::Request
         .post(format!("{}/v1/messages", mock.anthropic_base()))
         .header("x-api-key", key)
         .header("anthropic-version", "2023-06-01")
+        .json(body)
+}
+
+/// A messages request with an OAuth token and the betas Claude Code sends.
+pub fn anthropic_oauth(mock: &MockServer, token: &str, body: &Value) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{}/v1/messages", mock.anthropic_base()))
+        .bearer_auth(token)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14")
         .json(body)
 }
 
@@ -102,4 +114,49 @@ pub async fn status_json(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+/// Follows nothing: the authorize endpoints' 302 is the answer under test.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Calls an authorize endpoint (`path` with its query pairs), checks the 302 goes back to `redirect_uri` and
+/// returns the query the client receives there.
+pub async fn authorize(mock: &MockServer, path: &str, query: &[(&str, &str)]) -> HashMap<String, String> {
+    let response = no_redirects().get(format!("{}{path}", mock.url())).query(query).send().await.unwrap();
+    assert_eq!(response.status(), 302, "{}", response.text().await.unwrap());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let redirect_uri = query.iter().find(|(k, _)| *k == "redirect_uri").unwrap().1;
+    let (target, params) = location.split_once('?').unwrap();
+    assert_eq!(target, redirect_uri);
+    form_urlencoded::parse(params.as_bytes()).into_owned().collect()
+}
+
+/// A POST of form fields.
+pub fn post_form(mock: &MockServer, path: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    client()
+        .post(format!("{}{path}", mock.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// Reads a body delivered in pieces: the reassembled text, after checking reads ended at every piece
+/// boundary asked for and that at least one of them fell inside a UTF-8 sequence.
+pub async fn split_text(response: reqwest::Response, every: usize) -> String {
+    let (body, ends, errored) = read_pieces(response).await;
+    assert!(!errored);
+    let text = String::from_utf8(body).expect("pieces reassemble to valid UTF-8");
+    // Pieces are flushed apart; allow a few to coalesce on a busy machine.
+    assert!(ends.len() * 2 >= text.len() / every, "{} reads for {} bytes", ends.len(), text.len());
+    assert!(ends.iter().any(|&end| !text.is_char_boundary(end)), "no piece ended inside a character");
+    text
+}
+
+/// The `data:` payloads of an SSE body that has no `[DONE]` (Gemini's).
+pub fn gemini_frames(text: &str) -> Vec<Value> {
+    let frames = data_frames(text);
+    assert!(!frames.iter().any(|f| f == "[DONE]"), "Gemini streams end without [DONE]");
+    frames
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cliproxy_core::config::Config;
 use cliproxy_mock::MockServer;
-use cliproxy_server::ServerHandle;
+use cliproxy_server::{ConnLimits, ServerHandle};
 use serde_json::{Value, json};
 
 pub const CLIENT_KEY: &str = "test-client-key";
@@ -48,10 +48,16 @@ pub async fn start_with(yaml: &str) -> Rig {
 }
 
 pub async fn start_on_mock(mock: MockServer, yaml: &str) -> Rig {
+    start_with_limits(mock, yaml, ConnLimits::default()).await
+}
+
+/// Starts the server with connection limits of the test's choosing (short timeouts, a small cap).
+pub async fn start_with_limits(mock: MockServer, yaml: &str, limits: ConnLimits) -> Rig {
     let text = yaml.replace("{MOCK}", &mock.url());
     let config: Config = Config::from_yaml(&text).expect("test config parses").config;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = cliproxy_server::serve(config, listener).await.expect("server starts");
+    let client = cliproxy_core::Client::new(config).expect("client builds");
+    let server = cliproxy_server::serve_with(client, listener, limits).await.expect("server starts");
     let base = format!("http://{}", server.local_addr());
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     Rig { mock, server, base, http }
@@ -74,14 +80,20 @@ impl Rig {
 
     /// POST an Anthropic messages request with the client key.
     pub async fn messages(&self, body: &Value) -> reqwest::Response {
-        self.http
+        self.messages_with(body, &[]).await
+    }
+
+    /// POST an Anthropic messages request with the client key and `extra` headers.
+    pub async fn messages_with(&self, body: &Value, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut r = self
+            .http
             .post(self.url("/v1/messages"))
             .header("x-api-key", CLIENT_KEY)
-            .header("anthropic-version", "2023-06-01")
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+            .header("anthropic-version", "2023-06-01");
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        r.json(body).send().await.unwrap()
     }
 }
 

@@ -11,8 +11,7 @@
 //! Each credential has its own [`Copilot`] instance holding what that account's answers taught us: the model
 //! list, quota snapshots and the quota reset date (used to cool down until the reset on a 402).
 
-mod auth;
-mod quota;
+pub mod quota;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,15 +21,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::failure::{Blame, Failure};
 use super::{Provider, UpstreamCall, finish_request, join_url, post_json};
-use crate::config::Secret;
-use crate::credential::Credential;
 use crate::dialects::{Dialect, openai_chat};
 use crate::error::{Error, ErrorKind, Result};
-use crate::routing::classify::{Cooldown, ErrorClass, Length, MIN_30, Scope, default_class, parse_retry_after, until};
 use crate::types::ChatRequest;
 
-pub use auth::{CLIENT_ID, CopilotLogin, discover, import, load_auth_file, login_provider};
 pub use quota::parse_snapshot_header;
 
 /// Where chat goes when neither the configuration nor the token names a host.
@@ -50,20 +46,22 @@ pub struct Model {
     pub responses_only: bool,
 }
 
-/// What one account's answers taught us; shared by its provider instance, token exchange and background task.
-pub(crate) struct Account {
-    id: String,
-    github_token: Secret,
-    /// `github-copilot.github-api-base-url` when the credential was built.
-    github_api: String,
-    proxy_url: Option<String>,
-    /// `None` until the first successful `/models` answer.
-    models: Mutex<Option<Vec<Model>>>,
-    quota: Mutex<quota::QuotaState>,
+/// The account's model list as last fetched by its account lifecycle (`None`: not fetched yet).
+pub type Models = Arc<Mutex<Option<Vec<Model>>>>;
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Account {
-    fn models(&self) -> Option<Vec<Model>> {
+/// The wire format of one Copilot credential; it reads the model list its account keeps current.
+pub struct Copilot {
+    pub models: Models,
+}
+
+impl Copilot {
+    /// The account's models as last fetched (`None`: not fetched yet).
+    pub fn models(&self) -> Option<Vec<Model>> {
         lock(&self.models).clone()
     }
 
@@ -72,22 +70,6 @@ impl Account {
             Some(m) => m.responses_only,
             None => model.contains("codex"),
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The provider instance of one Copilot credential.
-pub struct Copilot {
-    account: Arc<Account>,
-}
-
-impl Copilot {
-    /// The account's models as last fetched (`None`: not fetched yet).
-    pub fn models(&self) -> Option<Vec<Model>> {
-        self.account.models()
     }
 }
 
@@ -100,24 +82,24 @@ impl Provider for Copilot {
         Some(Dialect::OpenAiChat)
     }
 
-    fn prefixes(&self, _credential: &Credential) -> Vec<String> {
+    fn prefixes(&self) -> Vec<String> {
         vec!["copilot".into()]
     }
 
-    fn resolve_model(&self, _credential: &Credential, model: &str) -> Option<String> {
-        match &*lock(&self.account.models) {
+    fn resolve_model(&self, model: &str) -> Option<String> {
+        match &*lock(&self.models) {
             Some(models) => models.iter().any(|m| m.id == model).then(|| model.to_owned()),
             // Until the list arrived, let Copilot judge the name rather than refuse a model it serves.
             None => Some(model.to_owned()),
         }
     }
 
-    fn is_catch_all(&self, _credential: &Credential) -> bool {
-        lock(&self.account.models).is_none()
+    fn is_catch_all(&self) -> bool {
+        lock(&self.models).is_none()
     }
 
-    fn catalogue(&self, _credential: &Credential) -> Vec<String> {
-        let models = self.account.models().unwrap_or_default();
+    fn catalogue(&self) -> Vec<String> {
+        let models = self.models().unwrap_or_default();
         models.iter().map(|m| m.id.clone()).chain(models.iter().map(|m| format!("copilot/{}", m.id))).collect()
     }
 
@@ -126,15 +108,14 @@ impl Provider for Copilot {
     }
 
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>> {
-        if self.account.is_responses_only(call.model) {
+        if self.is_responses_only(call.model) {
             return Err(Error::invalid_request(format!(
                 "model {} only works on the Responses API, which cliproxy does not serve yet",
                 call.model
             ))
             .with_model(call.model));
         }
-        let base =
-            call.credential.base_url.as_deref().or(call.access.base_url.as_deref()).unwrap_or(DEFAULT_API_BASE_URL);
+        let base = call.base_url.or(call.access.base_url.as_deref()).unwrap_or(DEFAULT_API_BASE_URL);
         let mut b = post_json(call, &join_url(base, "/chat/completions"));
         let peek = peek_conversation(&body);
         b = api_headers(b, call.access.token.expose())
@@ -145,41 +126,20 @@ impl Provider for Copilot {
         }
         // Configured extra headers win over the built-in editor identity.
         if let Some(h) = b.headers_mut() {
-            for (k, v) in &call.credential.headers {
+            for (k, v) in call.headers {
                 h.insert(k.clone(), v.clone());
             }
         }
         finish_request(b, body, "copilot")
     }
 
-    fn classify_error(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> ErrorClass {
-        let reset = lock(&self.account.quota).reset_date;
-        classify(status, headers, body, now, reset)
-    }
-
-    /// An account whose premium requests are used up (without overage) serves only when no other account is
-    /// ready: premium models would answer 402 there.
-    fn preference(&self, _credential: &Credential) -> u8 {
-        if lock(&self.account.quota).premium_exhausted() { 0 } else { 1 }
-    }
-
-    fn observe_response(&self, _credential: &Credential, headers: &http::HeaderMap, now: SystemTime) {
-        lock(&self.account.quota).observe_headers(headers, now);
-    }
-
-    fn quota(&self, _credential: &Credential) -> Option<Value> {
-        let models = self.account.models().unwrap_or_default();
-        let mut v = lock(&self.account.quota).to_json()?;
-        let responses_only: Vec<&str> = models.iter().filter(|m| m.responses_only).map(|m| m.id.as_str()).collect();
-        if !responses_only.is_empty() {
-            v["responses_only_models"] = responses_only.into();
-        }
-        Some(v)
+    fn failure(&self, status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
+        failure(status, headers, body, now)
     }
 }
 
 /// The Copilot API's own headers (token, editor identity, a fresh request id), for chat and `/models`.
-fn api_headers(b: http::request::Builder, token: &str) -> http::request::Builder {
+pub fn api_headers(b: http::request::Builder, token: &str) -> http::request::Builder {
     b.header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header("copilot-integration-id", INTEGRATION_ID)
         .header("editor-version", EDITOR_VERSION)
@@ -190,15 +150,9 @@ fn api_headers(b: http::request::Builder, token: &str) -> http::request::Builder
         .header("x-vscode-user-agent-library-version", "electron-fetch")
 }
 
-/// A fresh UUID-shaped id per request (Copilot correlates retries and logs by it).
+/// A fresh random UUID per request (Copilot correlates retries and logs by it).
 fn request_id() -> String {
-    use sha2::Digest;
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let d = sha2::Sha256::digest(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
-    let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// What the headers depend on in a request body.
@@ -276,72 +230,42 @@ fn flatten_content(body: Vec<u8>) -> Vec<u8> {
 const QUOTA_CODES: &[&str] =
     &["quota_exceeded", "free_quota_exceeded", "overage_limit_reached", "billing_not_configured"];
 
-/// Copilot's error signals (section F of the provider reference): 401/403 re-exchange the token and retry once;
-/// 402 cools the account until the quota resets; 429 cools the model or the account depending on the code.
-/// Bodies are JSON (`{"error":{"message","code"}}`, or GitHub's `{"message"}`) or plain text.
-pub fn classify(
-    status: u16,
-    headers: &http::HeaderMap,
-    body: &[u8],
-    now: SystemTime,
-    quota_reset: Option<SystemTime>,
-) -> ErrorClass {
+/// Copilot's error signals (section F of the provider reference): 401 (and a 403 about the token) means the
+/// Copilot token expired or was revoked; 402, or a 429 with a quota code, is an exhausted quota (its reset date
+/// comes from the account's quota snapshot); other 429s are rate limits of the model or, by their code, of the
+/// whole account. Bodies are JSON (`{"error":{"message","code"}}`, or GitHub's `{"message"}`) or plain text.
+pub fn failure(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Failure {
     let (message, code) = error_parts(body);
     let base = openai_chat::parse_error(status, body);
+    let quota_code = QUOTA_CODES.contains(&code.as_str());
     let kind = match status {
         402 => ErrorKind::QuotaExceeded,
-        429 if QUOTA_CODES.contains(&code.as_str()) => ErrorKind::QuotaExceeded,
+        429 if quota_code => ErrorKind::QuotaExceeded,
         429 => ErrorKind::RateLimited,
         _ => base.kind(),
     };
     let text = if message.is_empty() { base.message().to_owned() } else { message };
     let shown =
         if code.is_empty() { format!("GitHub Copilot: {text}") } else { format!("GitHub Copilot: {text} ({code})") };
-    let mut error = Error::new(kind, shown).with_status(status);
+    let mut error = Error::new(kind, shown.clone()).with_status(status);
     if let Some(d) = base.retry_after() {
         error = error.with_retry_after(d);
     }
-    let mut class = default_class(status, headers, error, now);
-    let retry_after = parse_retry_after(headers, now);
+    let f = Failure::from_status(status, headers, error, now);
     let lower = text.to_ascii_lowercase();
     match status {
-        401 => token_rejected(&mut class),
-        403 if lower.contains("token") || lower.contains("unauthorized") => token_rejected(&mut class),
-        402 => quota_cooldown(&mut class, retry_after, quota_reset, now),
-        429 if QUOTA_CODES.contains(&code.as_str()) => quota_cooldown(&mut class, retry_after, quota_reset, now),
+        401 => f.expired_token(),
+        403 if lower.contains("token") || lower.contains("unauthorized") => f.expired_token(),
+        402 => f.quota(shown, None),
+        429 if quota_code => f.quota(shown, None),
         429 => {
             let account_wide = code.starts_with("user_global_rate_limited")
                 || code == "integration_rate_limited"
                 || code == "agent_mode_limit_exceeded";
-            let scope = if account_wide { Scope::Credential } else { Scope::Model };
-            let length = retry_after.map_or(Length::Backoff, Length::Fixed);
-            class.cooldown = Some(Cooldown { scope, length });
+            Failure { blame: if account_wide { Blame::Account } else { Blame::Model }, ..f }
         }
-        _ => {}
+        _ => f,
     }
-    class
-}
-
-/// The Copilot token expired or was revoked: exchange it again and retry once, without cooling the account (a
-/// failed exchange marks it as needing a login instead).
-fn token_rejected(class: &mut ErrorClass) {
-    class.refresh = true;
-    class.cooldown = None;
-    class.retry_other = true;
-}
-
-fn quota_cooldown(
-    class: &mut ErrorClass,
-    retry_after: Option<std::time::Duration>,
-    reset: Option<SystemTime>,
-    now: SystemTime,
-) {
-    let wait = retry_after.or_else(|| reset.map(|r| until(now, r))).filter(|d| !d.is_zero()).unwrap_or(MIN_30);
-    class.cooldown = Some(Cooldown { scope: Scope::Credential, length: Length::Fixed(wait) });
-    class.retry_other = true;
-    class.error = Error::new(ErrorKind::QuotaExceeded, class.error.message().to_owned())
-        .with_status(class.error.status().unwrap_or(402))
-        .with_retry_after(wait);
 }
 
 /// `(message, code)` of an error body in any of Copilot's shapes.

@@ -1,5 +1,19 @@
 use super::*;
+use crate::routing::classify::{Cooldown, ErrorClass, Length, MIN_30, Scope, decide};
 use std::time::Duration;
+
+/// The facts of an answer, completed with the account's quota reset date as the account does, then decided.
+fn classify(
+    status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+    reset: Option<SystemTime>,
+) -> ErrorClass {
+    let mut f = failure(status, headers, body, now);
+    f.wait_until_reset(reset, now);
+    decide(f)
+}
 
 fn hdrs(pairs: &[(&str, &str)]) -> http::HeaderMap {
     pairs.iter().map(|(k, v)| (http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap())).collect()
@@ -164,87 +178,4 @@ fn request_ids_are_fresh_and_uuid_shaped() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 36);
     assert_eq!(a.matches('-').count(), 4);
-}
-
-mod exchange {
-    use super::*;
-    use crate::auth::refresh::{RefreshingToken, Token};
-    use crate::credential::{CredentialState, TokenSource};
-    use crate::providers::Ctx;
-    use crate::test_support::{Canned, FakeRuntime, ScriptedTransport};
-    use crate::transport::Runtime;
-    use futures::executor::block_on;
-
-    fn setup() -> (Arc<RefreshingToken>, Ctx, Arc<ScriptedTransport>, Arc<FakeRuntime>) {
-        let rt = Arc::new(FakeRuntime::new());
-        let transport = Arc::new(ScriptedTransport::default());
-        let account = Arc::new(Account {
-            id: "copilot:t".into(),
-            github_token: Secret::new("gho_test"),
-            github_api: "https://ghe.test/api/v3".into(),
-            proxy_url: None,
-            models: Mutex::new(None),
-            quota: Mutex::new(Default::default()),
-        });
-        let exchange = auth::Exchange::new(account);
-        let tok: Option<Token> = None;
-        let token = Arc::new(RefreshingToken::new("copilot:t", Box::new(exchange), tok, Duration::from_secs(300)));
-        let ctx = Ctx { transport: transport.clone(), runtime: rt.clone(), config: Default::default() };
-        (token, ctx, transport, rt)
-    }
-
-    fn envelope(rt: &FakeRuntime, n: u32, lifetime: u64, refresh_in: u64) -> Canned {
-        let exp = rt.now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + lifetime;
-        Canned::json(
-            200,
-            &format!(
-                r#"{{"token":"tid=1;exp={exp};chat=1:sig{n}","expires_at":{exp},"refresh_in":{refresh_in},"endpoints":{{"api":"https://api.business.githubcopilot.com"}}}}"#
-            ),
-        )
-    }
-
-    #[test]
-    fn copilot_token_is_replaced_when_refresh_in_says_not_before() {
-        let (token, ctx, transport, rt) = setup();
-        transport.push(envelope(&rt, 1, 1800, 1500));
-        let a = block_on(token.access(&ctx, false)).unwrap();
-        assert!(a.token.expose().ends_with("sig1"));
-        assert_eq!(a.base_url.as_deref(), Some("https://api.business.githubcopilot.com"));
-        {
-            let sent = transport.requests.lock().unwrap();
-            assert_eq!(sent[0].uri(), "https://ghe.test/api/v3/copilot_internal/v2/token");
-            assert_eq!(sent[0].headers()["authorization"], "token gho_test");
-            assert!(sent[0].headers().contains_key("editor-version"));
-        }
-
-        rt.advance(Duration::from_secs(1490));
-        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig1"));
-        assert_eq!(transport.requests.lock().unwrap().len(), 1, "still within refresh_in");
-        rt.advance(Duration::from_secs(20));
-        transport.push(envelope(&rt, 2, 1800, 1500));
-        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig2"));
-        assert_eq!(transport.requests.lock().unwrap().len(), 2, "replaced once refresh_in passed, before expiry");
-    }
-
-    #[test]
-    fn a_token_living_seconds_is_replaced_even_right_after_a_refresh() {
-        let (token, ctx, transport, rt) = setup();
-        transport.push(envelope(&rt, 1, 2, 1));
-        block_on(token.access(&ctx, false)).unwrap();
-        rt.advance(Duration::from_secs(3));
-        transport.push(envelope(&rt, 2, 2, 1));
-        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig2"));
-    }
-
-    #[test]
-    fn revoked_github_token_needs_login_and_rate_limits_do_not() {
-        let (token, ctx, transport, _) = setup();
-        transport.push(Canned::json(403, r#"{"message":"API rate limit exceeded for user ID 1.","status":"403"}"#));
-        assert!(block_on(token.access(&ctx, false)).is_err());
-        assert_eq!(token.state(), CredentialState::Ready);
-        transport.push(Canned::json(401, r#"{"message":"Bad credentials","status":"401"}"#));
-        let e = block_on(token.access(&ctx, true)).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Authentication);
-        assert!(matches!(token.state(), CredentialState::NeedsLogin(r) if r.contains("login copilot")));
-    }
 }

@@ -6,23 +6,9 @@
 //! pools, so it is stable across restarts and differs between accounts. Every field can be pinned under
 //! `kiro-fingerprint`.
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// `kiro-fingerprint` in config.yaml: each field, when set, replaces the derived value for every account.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", default)]
-pub struct FingerprintConfig {
-    pub sdk_version: Option<String>,
-    pub os: Option<String>,
-    pub os_version: Option<String>,
-    pub node_version: Option<String>,
-    pub kiro_version: Option<String>,
-    /// The 64-hex-digit machine id.
-    pub machine_id: Option<String>,
-    /// `x-amzn-kiro-agent-mode` (default `vibe`).
-    pub agent_mode: Option<String>,
-}
+use crate::config::FingerprintConfig;
 
 const SDK_VERSIONS: &[&str] = &["1.0.27", "1.0.28", "1.0.32", "1.0.34"];
 const OSES: &[(&str, &[&str])] = &[
@@ -139,14 +125,9 @@ impl Fingerprint {
     }
 }
 
-/// A UUID-shaped id, unique per process and call (time, a counter and the process id, hashed).
+/// A fresh random UUID per call (AWS SDK invocation ids, conversation ids).
 pub fn invocation_id() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let d = Sha256::digest(format!("{nanos}:{n}:{}", std::process::id()).as_bytes());
-    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]

@@ -89,6 +89,48 @@ for (const model of ['compat-gpt-4o', 'claude-sonnet-4-5-20250929']) {
   });
 }
 
+// The Responses API (`client.responses`), as Codex CLI and agents use it.
+const weatherTool = {
+  type: 'function', name: 'get_weather', description: 'Weather',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+
+for (const model of ['compat-gpt-4o', 'claude-sonnet-4-5-20250929']) {
+  test(`responses stream split at every byte via ${model}`, async () => {
+    const stream = await client.responses.create({
+      model, stream: true, input: [{ role: 'user', content: directive({ reply: TEXT, chunk: 1 }) }],
+    });
+    const events = [];
+    for await (const event of stream) events.push(event);
+    assert.equal(events[0].type, 'response.created');
+    assert.equal(events.at(-1).type, 'response.completed');
+    assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i));
+    const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+    assert.equal(text, TEXT);
+    assert.equal(events.at(-1).response.output[0].content[0].text, TEXT);
+  });
+
+  test(`responses function tool round trip via ${model}`, async () => {
+    const args = { city: 'Zürich 東京' };
+    const input = [{ role: 'user', content: directive({ tool_calls: [{ name: 'get_weather', arguments: args }], chunk: 9 }) }];
+    const stream = await client.responses.create({ model, stream: true, tools: [weatherTool], input });
+    let argText = '';
+    let done;
+    for await (const event of stream) {
+      if (event.type === 'response.function_call_arguments.delta') argText += event.delta;
+      if (event.type === 'response.completed') done = event.response;
+    }
+    assert.deepEqual(JSON.parse(argText), args);
+    const call = done.output.find((item) => item.type === 'function_call');
+    assert.equal(call.name, 'get_weather');
+    // The whole conversation goes back with the call's output: the proxy keeps no state.
+    const next = [...input, ...done.output,
+      { type: 'function_call_output', call_id: call.call_id, output: directive({ reply: 'It is 21°C.' }) }];
+    const r = await client.responses.create({ model, tools: [weatherTool], input: next });
+    assert.equal(r.output_text, 'It is 21°C.');
+  });
+}
+
 test('unknown model is NotFoundError', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] }),

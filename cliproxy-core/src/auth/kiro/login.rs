@@ -13,13 +13,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::Endpoints;
-use super::auth::{self, AuthMethod, TokenRecord};
+use super::tokens::{self, AuthMethod, TokenRecord};
+use crate::auth::{Credential, Ctx, DeviceLogin, LoginProvider};
 use crate::config::Secret;
-use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
-use crate::login::{DeviceLogin, LoginProvider};
-use crate::providers::Ctx;
+use crate::providers::kiro::{Endpoints, valid_region};
 
 /// AWS Builder ID's start URL.
 pub const BUILDER_ID_START_URL: &str = "https://view.awsapps.com/start";
@@ -51,7 +49,7 @@ impl LoginOptions {
         let idc = options.get("idc").and_then(Value::as_bool).unwrap_or(false)
             || start_url.is_some_and(|u| u.trim_end_matches('/') != BUILDER_ID_START_URL);
         let region = s("region").unwrap_or("us-east-1").to_owned();
-        if !auth::valid_region(&region) {
+        if !valid_region(&region) {
             return Err(Error::invalid_request(format!("`{region}` is not an AWS region name")));
         }
         if !idc {
@@ -74,7 +72,7 @@ fn text(v: &Value, k: &str) -> Option<String> {
 }
 
 async fn oidc_call(ctx: &Ctx, url: &str, body: &Value) -> Result<(u16, Value)> {
-    let (status, bytes) = auth::post_json(ctx, url, body, ctx.config.proxy_url.as_deref(), None).await?;
+    let (status, bytes) = tokens::post_json(ctx, url, body, ctx.config.proxy_url.as_deref(), None).await?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, v))
 }
@@ -88,7 +86,7 @@ impl LoginProvider for KiroLogin {
     fn start(&self, ctx: Arc<Ctx>, options: Value) -> BoxFuture<'static, Result<DeviceLogin>> {
         async move {
             let opts = LoginOptions::parse(&options)?;
-            let endpoints = Endpoints::from_config(&ctx.config);
+            let endpoints = Endpoints(ctx.config.kiro_endpoints.clone());
             let oidc = endpoints.oidc_base(&opts.region);
             let (status, reg) = oidc_call(
                 &ctx,
@@ -162,7 +160,7 @@ async fn poll(
             }
         };
         if (200..300).contains(&status) {
-            let Some(t) = auth::parse_token_answer(v.to_string().as_bytes()) else {
+            let Some(t) = tokens::parse_token_answer(v.to_string().as_bytes()) else {
                 return Err(oidc_error("token", status, &v));
             };
             let now = ctx.runtime.now();

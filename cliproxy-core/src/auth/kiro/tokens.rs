@@ -25,10 +25,11 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::Account;
+use crate::auth::Ctx;
 use crate::auth::refresh::{RefreshError, Refresher, Token};
 use crate::config::Secret;
 use crate::error::{Error, Result};
-use crate::providers::Ctx;
+use crate::providers::kiro::fingerprint::Fingerprint;
 use crate::timefmt::{format_rfc3339, parse_rfc3339};
 
 /// How long before expiry tokens are refreshed in the background. Kiro access tokens live an hour; the Go
@@ -248,17 +249,6 @@ fn start_url_subdomain(url: &str) -> Option<String> {
     (!sub.is_empty()).then(|| sub.to_owned())
 }
 
-/// The region of a profile ARN (`arn:aws:codewhisperer:{region}:{account}:profile/…`).
-pub fn arn_region(arn: &str) -> Option<&str> {
-    let region = arn.split(':').nth(3)?;
-    valid_region(region).then_some(region)
-}
-
-/// Regions go into host names: only `[a-z0-9-]`.
-pub fn valid_region(r: &str) -> bool {
-    !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// The IDE's token file under `home`, if there is one.
 pub fn ide_token_file(home: &Path) -> Option<PathBuf> {
     IDE_TOKEN_FILES.iter().map(|f| home.join(f)).find(|p| p.is_file())
@@ -297,7 +287,7 @@ pub async fn post_json(
     url: &str,
     body: &Value,
     proxy: Option<&str>,
-    identity: Option<&super::fingerprint::Fingerprint>,
+    identity: Option<&Fingerprint>,
 ) -> Result<(u16, Bytes)> {
     let mut b = http::Request::post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -314,19 +304,10 @@ pub async fn post_json(
     send(ctx, req).await
 }
 
-/// Sends a request and reads the whole answer (bounded).
+/// Sends a request to a Kiro or AWS endpoint and reads the whole answer: status and body.
 pub async fn send(ctx: &Ctx, req: http::Request<Bytes>) -> Result<(u16, Bytes)> {
-    let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
-    let first = Duration::from_secs(ctx.config.timeouts.first_byte_seconds.max(1));
-    let sent = crate::transport::with_timeout(&ctx.runtime, first, ctx.transport.send(req), || {
-        Err(crate::transport::TransportError::new(crate::transport::TransportErrorKind::Timeout, "no answer in time"))
-    })
-    .await
-    .map_err(Error::from)?;
-    let status = sent.status.as_u16();
-    let mut body = sent.body;
-    let bytes = crate::transport::read_body(&ctx.runtime, &mut body, 1 << 20, idle).await?;
-    Ok((status, bytes))
+    let a = crate::auth::fetch::send(ctx, req, "Kiro").await?;
+    Ok((a.status, a.body))
 }
 
 /// Parses a token answer (camelCase, as SSO-OIDC and Kiro's auth service send; snake_case accepted).
@@ -370,7 +351,7 @@ impl KiroRefresher {
         let region = rec.region.clone().unwrap_or_else(|| "us-east-1".into());
         let (url, body) = match rec.method() {
             AuthMethod::Social => (
-                format!("{}/refreshToken", account.endpoints.auth_base(&region)),
+                format!("{}/refreshToken", account.profile.endpoints.auth_base(&region)),
                 json!({"refreshToken": refresh.expose()}),
             ),
             _ => {
@@ -380,15 +361,16 @@ impl KiroRefresher {
                     ));
                 };
                 (
-                    format!("{}/token", account.endpoints.oidc_base(&region)),
+                    format!("{}/token", account.profile.endpoints.oidc_base(&region)),
                     json!({"clientId": id, "clientSecret": secret.expose(), "refreshToken": refresh.expose(),
                         "grantType": "refresh_token"}),
                 )
             }
         };
-        let (status, answer) = post_json(ctx, &url, &body, account.proxy_url.as_deref(), Some(&account.fingerprint))
-            .await
-            .map_err(RefreshError::Transient)?;
+        let (status, answer) =
+            post_json(ctx, &url, &body, account.proxy_url.as_deref(), Some(&account.profile.fingerprint))
+                .await
+                .map_err(RefreshError::Transient)?;
         if is_invalid_grant(status, &answer) {
             return Err(RefreshError::NeedsLogin(format!(
                 "Kiro refused the refresh token (invalid_grant): {}",
@@ -428,7 +410,7 @@ impl Refresher for KiroRefresher {
                     rec.access_token = Some(access.clone());
                     rec.expires_at = Some(exp);
                     if let Some(arn) = disk.profile_arn.clone() {
-                        self.account.set_profile_arn(arn.clone());
+                        self.account.profile.set_profile_arn(arn.clone());
                         rec.profile_arn = Some(arn);
                     }
                     let token = Token { access: access.clone(), expires_at: Some(exp), base_url: None };
@@ -444,7 +426,7 @@ impl Refresher for KiroRefresher {
             }
             if let Some(arn) = r.profile_arn {
                 rec.profile_arn = Some(arn.clone());
-                self.account.set_profile_arn(arn);
+                self.account.profile.set_profile_arn(arn);
             }
             rec.expires_at = Some(expires_at);
             if let Err(e) = self.store.save(&rec, now) {
@@ -529,6 +511,7 @@ mod tests {
 
     #[test]
     fn regions_and_grants() {
+        use crate::providers::kiro::arn_region;
         assert_eq!(arn_region("arn:aws:codewhisperer:eu-central-1:123:profile/X"), Some("eu-central-1"));
         assert_eq!(arn_region("arn:aws:codewhisperer:EVIL.com/:1:x"), None);
         assert!(is_invalid_grant(

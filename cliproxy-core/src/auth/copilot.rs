@@ -12,15 +12,68 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{API_VERSION, Account, Copilot, EDITOR_PLUGIN_VERSION, EDITOR_VERSION, USER_AGENT, api_headers, lock};
-use crate::auth::refresh::{RefreshError, Refresher, RefreshingToken, Token};
-use crate::auth::store::{auth_dir, file_stem, write_json_atomic};
+use super::refresh::{RefreshError, Refresher, RefreshingToken, Token};
+use super::store::{auth_dir, file_stem, write_json_atomic};
+use super::{AccountState, AccountType, Credential, CredentialState, Ctx, DeviceLogin, LoginProvider};
 use crate::config::{RateLimit, Secret};
-use crate::credential::{Credential, CredentialState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::login::{DeviceLogin, LoginProvider};
-use crate::providers::{Ctx, join_url};
-use crate::transport::{TransportError, TransportErrorKind, UpstreamProxy, read_body, with_timeout};
+use crate::providers::copilot::quota::QuotaState;
+use crate::providers::copilot::{
+    API_VERSION, Copilot, DEFAULT_API_BASE_URL, EDITOR_PLUGIN_VERSION, EDITOR_VERSION, Models, USER_AGENT, api_headers,
+    lock, parse_models,
+};
+use crate::providers::failure::Failure;
+use crate::providers::join_url;
+use crate::transport::UpstreamProxy;
+
+pub const ACCOUNT_TYPE: AccountType = AccountType {
+    file_type: Some(FILE_TYPE),
+    load_file: Some(load_auth_file),
+    login: Some(login_provider),
+    import: Some(import),
+    discover: Some(discover),
+    ..AccountType::named("copilot")
+};
+
+/// What one account's answers taught us; shared by its token exchange, its background task and routing.
+pub(crate) struct Account {
+    id: String,
+    github_token: Secret,
+    /// `github-copilot.github-api-base-url` when the credential was built.
+    github_api: String,
+    proxy_url: Option<String>,
+    /// Shared with the credential's wire value, which reads it.
+    models: Models,
+    quota: Mutex<QuotaState>,
+}
+
+impl AccountState for Account {
+    /// An account whose premium requests are used up (without overage) serves only when no other account is
+    /// ready: premium models would answer 402 there.
+    fn preference(&self, _now: std::time::SystemTime) -> u8 {
+        if lock(&self.quota).premium_exhausted() { 0 } else { 1 }
+    }
+
+    fn observe_response(&self, headers: &http::HeaderMap, now: std::time::SystemTime) {
+        lock(&self.quota).observe_headers(headers, now);
+    }
+
+    /// A quota answer without `Retry-After` waits until the reset date the quota snapshot gave.
+    fn observe_failure(&self, failure: &mut Failure, now: std::time::SystemTime) {
+        let reset = lock(&self.quota).reset_date;
+        failure.wait_until_reset(reset, now);
+    }
+
+    fn quota(&self) -> Option<Value> {
+        let models = lock(&self.models).clone().unwrap_or_default();
+        let mut v = lock(&self.quota).to_json()?;
+        let responses_only: Vec<&str> = models.iter().filter(|m| m.responses_only).map(|m| m.id.as_str()).collect();
+        if !responses_only.is_empty() {
+            v["responses_only_models"] = responses_only.into();
+        }
+        Some(v)
+    }
+}
 
 /// The OAuth app of GitHub's editor plugins; Copilot's token exchange accepts only its tokens.
 pub const CLIENT_ID: &str = "Iv1.b507a08c87ecfe98";
@@ -34,21 +87,11 @@ const CATALOGUE_EVERY: Duration = Duration::from_secs(30 * 60);
 const CATALOGUE_RETRY: Duration = Duration::from_secs(5 * 60);
 /// The shortest pause between device-flow polls, whatever the server says (it may say 0).
 const MIN_POLL: Duration = Duration::from_millis(100);
-/// Largest answer read from GitHub's endpoints.
-const MAX_BODY: usize = 4 << 20;
 
 /// One HTTP exchange with GitHub: status, headers, body. Transport failures become upstream errors.
 async fn send(ctx: &Ctx, req: http::Request<Bytes>) -> Result<(u16, http::HeaderMap, Bytes)> {
-    let t = &ctx.config.timeouts;
-    let first = Duration::from_secs(t.first_byte_seconds.max(1));
-    let idle = Duration::from_secs(t.idle_seconds.max(1));
-    let mut resp = with_timeout(&ctx.runtime, first, ctx.transport.send(req), || {
-        Err(TransportError::new(TransportErrorKind::Timeout, "GitHub did not answer in time"))
-    })
-    .await
-    .map_err(Error::from)?;
-    let body = read_body(&ctx.runtime, &mut resp.body, MAX_BODY, idle).await?;
-    Ok((resp.status.as_u16(), resp.headers, body))
+    let a = super::fetch::send(ctx, req, "GitHub").await?;
+    Ok((a.status, a.headers, a.body))
 }
 
 fn with_proxy(mut b: http::request::Builder, proxy: Option<&String>) -> http::request::Builder {
@@ -84,14 +127,14 @@ fn snippet(body: &[u8]) -> String {
 }
 
 /// Exchanges the GitHub token for a Copilot token (`copilot_internal/v2/token`).
-pub(super) struct Exchange {
+pub(crate) struct Exchange {
     account: Arc<Account>,
     /// `expires_at − refresh_in` of the last token: when Copilot wants it replaced.
     lead: Mutex<Option<Duration>>,
 }
 
 impl Exchange {
-    pub(super) fn new(account: Arc<Account>) -> Exchange {
+    pub(crate) fn new(account: Arc<Account>) -> Exchange {
         Exchange { account, lead: Mutex::new(None) }
     }
 }
@@ -172,7 +215,13 @@ struct FileOptions {
 }
 
 /// Builds the credential of a GitHub token and starts its catalogue refresh.
-fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) -> Arc<Credential> {
+fn credential(
+    ctx: &Arc<Ctx>,
+    stem: &str,
+    github_token: Secret,
+    file: &Value,
+    path: Option<PathBuf>,
+) -> Arc<Credential> {
     let opts: FileOptions = serde_json::from_value(file.clone()).unwrap_or_default();
     let config = &ctx.config;
     let id = format!("copilot:{stem}");
@@ -182,7 +231,7 @@ fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) ->
         github_token,
         github_api: config.github_copilot.github_api_base_url.clone(),
         proxy_url: proxy_url.clone(),
-        models: Mutex::new(None),
+        models: Models::default(),
         quota: Mutex::new(Default::default()),
     });
     let exchange = Exchange::new(account.clone());
@@ -190,7 +239,8 @@ fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) ->
     let api = config.github_copilot.api_base_url.trim();
     let cred = Arc::new(Credential {
         id,
-        provider: Arc::new(Copilot { account: account.clone() }),
+        provider: Arc::new(Copilot { models: account.models.clone() }),
+        account: account.clone(),
         token,
         base_url: (!api.is_empty()).then(|| api.to_owned()),
         prefix: opts.prefix.filter(|p| !p.is_empty()),
@@ -200,6 +250,7 @@ fn credential(ctx: &Arc<Ctx>, stem: &str, github_token: Secret, file: &Value) ->
         models: Vec::new(),
         excluded_models: opts.excluded_models,
         rate_limit: RateLimit::default(),
+        file: path,
     });
     spawn_catalogue(ctx.clone(), Arc::downgrade(&cred), account);
     cred
@@ -231,18 +282,18 @@ fn spawn_catalogue(ctx: Arc<Ctx>, cred: Weak<Credential>, account: Arc<Account>)
 async fn refresh_catalogue(ctx: &Ctx, cred: &Credential, account: &Account) -> bool {
     let models = async {
         let access = cred.token.access(ctx, false).await?;
-        let base = cred.base_url.as_deref().or(access.base_url.as_deref()).unwrap_or(super::DEFAULT_API_BASE_URL);
+        let base = cred.base_url.as_deref().or(access.base_url.as_deref()).unwrap_or(DEFAULT_API_BASE_URL);
         let b = api_headers(http::Request::get(join_url(base, "/models")), access.token.expose())
             .header(http::header::ACCEPT, "application/json");
         let req = with_proxy(b, cred.proxy_url.as_ref())
             .body(Bytes::new())
             .map_err(|e| Error::config(format!("cannot build Copilot request: {e}")))?;
         let (status, headers, body) = send(ctx, req).await?;
-        cred.provider.observe_response(cred, &headers, ctx.runtime.now());
+        cred.account.observe_response(&headers, ctx.runtime.now());
         if status != 200 {
             return Err(Error::upstream(Some(status), format!("Copilot /models failed: {}", snippet(&body))));
         }
-        super::parse_models(&body)
+        parse_models(&body)
     };
     let ok = match models.await {
         Ok(list) => {
@@ -276,7 +327,7 @@ pub fn load_auth_file(ctx: &Arc<Ctx>, path: &Path, value: &Value) -> Result<Arc<
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::config(format!("{}: `access_token` is missing", path.display())))?;
-    Ok(credential(ctx, &file_stem(path), Secret::new(token), value))
+    Ok(credential(ctx, &file_stem(path), Secret::new(token), value, Some(path.to_path_buf())))
 }
 
 /// `github-copilot-{user}` with characters unsafe in file names replaced.
@@ -309,80 +360,50 @@ fn unix_ms(ctx: &Ctx) -> u128 {
 // ---------------------------------------------------------------------------------------------------------------
 // Device login
 
-/// `cliproxy-server login copilot`.
+/// `cliproxy-server login copilot`: GitHub's device authorization grant.
 pub struct CopilotLogin;
 
 pub fn login_provider() -> Box<dyn LoginProvider> {
     Box::new(CopilotLogin)
 }
 
-#[derive(Deserialize)]
-struct DeviceCode {
-    device_code: String,
-    user_code: String,
-    verification_uri: String,
-    #[serde(default)]
-    verification_uri_complete: Option<String>,
-    #[serde(default = "default_expires_in")]
-    expires_in: u64,
-    #[serde(default = "default_interval")]
-    interval: u64,
+/// GitHub's OAuth endpoints for the device authorization grant (RFC 8628), as an `oauth2` client. The client id
+/// goes in the request body: the editor plugins' OAuth app has no secret.
+fn github_client(ctx: &Ctx) -> Result<GithubClient> {
+    let gh = &ctx.config.github_copilot;
+    let url = |path: &str| join_url(&gh.github_base_url, path);
+    let bad = |e: oauth2::url::ParseError| Error::config(format!("github-copilot.github-base-url is not a URL: {e}"));
+    Ok(oauth2::basic::BasicClient::new(oauth2::ClientId::new(CLIENT_ID.to_owned()))
+        .set_auth_type(oauth2::AuthType::RequestBody)
+        .set_device_authorization_url(oauth2::DeviceAuthorizationUrl::new(url("/login/device/code")).map_err(bad)?)
+        .set_token_uri(oauth2::TokenUrl::new(url("/login/oauth/access_token")).map_err(bad)?))
 }
 
-fn default_expires_in() -> u64 {
-    900
-}
-
-fn default_interval() -> u64 {
-    5
-}
-
-/// A poll answer: a token, or an error code (GitHub sends either with status 200, some servers 400).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PollAnswer {
-    access_token: Option<String>,
-    scope: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-    interval: Option<u64>,
-}
-
-fn post_form_json(url: &str, body: &Value, proxy: Option<&String>) -> Result<http::Request<Bytes>> {
-    let b = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, USER_AGENT);
-    with_proxy(b, proxy)
-        .body(Bytes::from(body.to_string()))
-        .map_err(|e| Error::config(format!("cannot build GitHub request: {e}")))
-}
+type GithubClient = oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
 
 impl LoginProvider for CopilotLogin {
     fn start(&self, ctx: Arc<Ctx>, _options: Value) -> BoxFuture<'static, Result<DeviceLogin>> {
         async move {
-            let gh = &ctx.config.github_copilot;
-            let url = join_url(&gh.github_base_url, "/login/device/code");
-            let req = post_form_json(
-                &url,
-                &json!({"client_id": CLIENT_ID, "scope": "read:user"}),
-                ctx.config.proxy_url.as_ref(),
-            )?;
-            let (status, _, body) = send(&ctx, req).await?;
-            if status != 200 {
-                return Err(Error::upstream(
-                    Some(status),
-                    format!("GitHub refused to start the device login ({status}): {}", snippet(&body)),
-                ));
-            }
-            let code: DeviceCode = serde_json::from_slice(&body)
-                .map_err(|e| Error::upstream(Some(status), format!("unreadable GitHub device-code answer: {e}")))?;
+            let client = github_client(&ctx)?;
+            let http = super::fetch::OAuthHttp::new(&ctx, ctx.config.proxy_url.clone(), "GitHub");
+            let details: oauth2::StandardDeviceAuthorizationResponse = client
+                .exchange_device_code()
+                .add_scope(oauth2::Scope::new("read:user".to_owned()))
+                .request_async(&http)
+                .await
+                .map_err(|e| grant_error("GitHub refused to start the device login", e))?;
             Ok(DeviceLogin {
-                verification_uri: code.verification_uri.clone(),
-                verification_uri_complete: code.verification_uri_complete.clone(),
-                user_code: code.user_code.clone(),
-                expires_in: code.expires_in,
-                poll: poll_device(ctx.clone(), code).boxed(),
+                verification_uri: details.verification_uri().to_string(),
+                verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().clone()),
+                user_code: details.user_code().secret().clone(),
+                expires_in: details.expires_in().as_secs(),
+                poll: poll_device(ctx.clone(), details).boxed(),
             })
         }
         .boxed()
@@ -393,56 +414,43 @@ fn login_error(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::Authentication, message)
 }
 
-/// Polls until the user approved, at the interval the server asks for; then stores the account.
-async fn poll_device(ctx: Arc<Ctx>, code: DeviceCode) -> Result<Arc<Credential>> {
+/// A failed OAuth exchange as an error that says what GitHub answered (never a token: GitHub does not echo them).
+fn grant_error<T: oauth2::ErrorResponse + 'static>(what: &str, e: oauth2::RequestTokenError<Error, T>) -> Error {
+    match e {
+        oauth2::RequestTokenError::Request(e) => e,
+        oauth2::RequestTokenError::ServerResponse(r) => login_error(format!("{what}: {r}")),
+        oauth2::RequestTokenError::Parse(e, body) => {
+            Error::upstream(None, format!("{what}: unreadable answer ({e}): {}", snippet(&body)))
+        }
+        oauth2::RequestTokenError::Other(m) => Error::upstream(None, format!("{what}: {m}")),
+    }
+}
+
+/// Polls until the user approved, at the interval GitHub asks for (RFC 8628: five seconds more after each
+/// `slow_down`); then stores the account.
+async fn poll_device(ctx: Arc<Ctx>, details: oauth2::StandardDeviceAuthorizationResponse) -> Result<Arc<Credential>> {
+    use oauth2::DeviceCodeErrorResponseType as Code;
+    use oauth2::TokenResponse;
+    let client = github_client(&ctx)?;
+    let http = super::fetch::OAuthHttp::new(&ctx, ctx.config.proxy_url.clone(), "GitHub");
+    let runtime = ctx.runtime.clone();
+    let answer = client
+        .exchange_device_access_token(&details)
+        .set_time_fn(super::fetch::oauth_clock(&ctx))
+        .request_async(&http, move |d| runtime.sleep(d.max(MIN_POLL)), None)
+        .await
+        .map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) if *r.error() == Code::ExpiredToken => {
+                login_error("the GitHub login code expired before it was approved; run the login again")
+            }
+            oauth2::RequestTokenError::ServerResponse(r) if *r.error() == Code::AccessDenied => {
+                login_error("the GitHub login was denied (access_denied)")
+            }
+            e => grant_error("GitHub refused the login", e),
+        })?;
+    let scope = answer.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let token = Secret::new(answer.access_token().secret().clone());
     let gh = &ctx.config.github_copilot;
-    let url = join_url(&gh.github_base_url, "/login/oauth/access_token");
-    let deadline = ctx.runtime.now() + Duration::from_secs(code.expires_in);
-    let mut interval = Duration::from_secs(code.interval);
-    let body = json!({
-        "client_id": CLIENT_ID,
-        "device_code": code.device_code,
-        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-    });
-    let (token, scope) = loop {
-        ctx.runtime.sleep(interval.max(MIN_POLL)).await;
-        if ctx.runtime.now() > deadline {
-            return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
-        }
-        let req = post_form_json(&url, &body, ctx.config.proxy_url.as_ref())?;
-        let (status, _, answer) = match send(&ctx, req).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "GitHub device-login poll failed; retrying");
-                continue;
-            }
-        };
-        let a: PollAnswer = serde_json::from_slice(&answer).unwrap_or_default();
-        if let Some(t) = a.access_token.filter(|t| !t.is_empty()) {
-            break (t, a.scope.unwrap_or_default());
-        }
-        let description = a.error_description.unwrap_or_default();
-        match a.error.as_deref() {
-            Some("authorization_pending") => {}
-            Some("slow_down") => {
-                interval = a.interval.map(Duration::from_secs).unwrap_or(interval + Duration::from_secs(5));
-                tracing::debug!(interval_secs = interval.as_secs(), "GitHub asked to poll more slowly");
-            }
-            Some("expired_token") => {
-                return Err(login_error("the GitHub login code expired before it was approved; run the login again"));
-            }
-            Some("access_denied") => return Err(login_error("the GitHub login was denied (access_denied)")),
-            Some(other) => return Err(login_error(format!("GitHub refused the login: {other}: {description}"))),
-            None if status >= 500 => tracing::warn!(status, "GitHub device-login poll failed; retrying"),
-            None => {
-                return Err(Error::upstream(
-                    Some(status),
-                    format!("unexpected GitHub answer while polling ({status}): {}", snippet(&answer)),
-                ));
-            }
-        }
-    };
-    let token = Secret::new(token);
     let user_url = join_url(&gh.github_api_base_url, "/user");
     let (status, _, body) = send(&ctx, github_get(&user_url, &token, ctx.config.proxy_url.as_ref())?).await?;
     let user: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -455,7 +463,7 @@ async fn poll_device(ctx: Arc<Ctx>, code: DeviceCode) -> Result<Arc<Credential>>
     let path = auth_dir(&ctx.config).join(format!("{stem}.json"));
     write_json_atomic(&path, &file)?;
     tracing::info!(file = %path.display(), user = login, "GitHub Copilot account stored");
-    Ok(credential(&ctx, &stem, token, &file))
+    Ok(credential(&ctx, &stem, token, &file, Some(path)))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -545,9 +553,92 @@ pub fn discover(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
             if dir.join(format!("{stem}.json")).exists() {
                 return None;
             }
-            let cred = credential(ctx, &stem, a.token, &json!({"priority": -1}));
+            let cred = credential(ctx, &stem, a.token, &json!({"priority": -1}), None);
             tracing::info!(credential = %cred.id, file = %a.file.display(), "using GitHub Copilot editor credential");
             Some(cred)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenSource;
+    use crate::auth::refresh::{RefreshingToken, Token};
+    use crate::test_support::{Canned, FakeRuntime, ScriptedTransport};
+    use crate::transport::Runtime;
+    use futures::executor::block_on;
+
+    fn setup() -> (Arc<RefreshingToken>, Ctx, Arc<ScriptedTransport>, Arc<FakeRuntime>) {
+        let rt = Arc::new(FakeRuntime::new());
+        let transport = Arc::new(ScriptedTransport::default());
+        let account = Arc::new(Account {
+            id: "copilot:t".into(),
+            github_token: Secret::new("gho_test"),
+            github_api: "https://ghe.test/api/v3".into(),
+            proxy_url: None,
+            models: Models::default(),
+            quota: Mutex::new(Default::default()),
+        });
+        let exchange = Exchange::new(account);
+        let tok: Option<Token> = None;
+        let token = Arc::new(RefreshingToken::new("copilot:t", Box::new(exchange), tok, Duration::from_secs(300)));
+        let ctx = Ctx { transport: transport.clone(), runtime: rt.clone(), config: Default::default() };
+        (token, ctx, transport, rt)
+    }
+
+    fn envelope(rt: &FakeRuntime, n: u32, lifetime: u64, refresh_in: u64) -> Canned {
+        let exp = rt.now().duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap().as_secs() + lifetime;
+        Canned::json(
+            200,
+            &format!(
+                r#"{{"token":"tid=1;exp={exp};chat=1:sig{n}","expires_at":{exp},"refresh_in":{refresh_in},"endpoints":{{"api":"https://api.business.githubcopilot.com"}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn copilot_token_is_replaced_when_refresh_in_says_not_before() {
+        let (token, ctx, transport, rt) = setup();
+        transport.push(envelope(&rt, 1, 1800, 1500));
+        let a = block_on(token.access(&ctx, false)).unwrap();
+        assert!(a.token.expose().ends_with("sig1"));
+        assert_eq!(a.base_url.as_deref(), Some("https://api.business.githubcopilot.com"));
+        {
+            let sent = transport.requests.lock().unwrap();
+            assert_eq!(sent[0].uri(), "https://ghe.test/api/v3/copilot_internal/v2/token");
+            assert_eq!(sent[0].headers()["authorization"], "token gho_test");
+            assert!(sent[0].headers().contains_key("editor-version"));
+        }
+
+        rt.advance(Duration::from_secs(1490));
+        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig1"));
+        assert_eq!(transport.requests.lock().unwrap().len(), 1, "still within refresh_in");
+        rt.advance(Duration::from_secs(20));
+        transport.push(envelope(&rt, 2, 1800, 1500));
+        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig2"));
+        assert_eq!(transport.requests.lock().unwrap().len(), 2, "replaced once refresh_in passed, before expiry");
+    }
+
+    #[test]
+    fn a_token_living_seconds_is_replaced_even_right_after_a_refresh() {
+        let (token, ctx, transport, rt) = setup();
+        transport.push(envelope(&rt, 1, 2, 1));
+        block_on(token.access(&ctx, false)).unwrap();
+        rt.advance(Duration::from_secs(3));
+        transport.push(envelope(&rt, 2, 2, 1));
+        assert!(block_on(token.access(&ctx, false)).unwrap().token.expose().ends_with("sig2"));
+    }
+
+    #[test]
+    fn revoked_github_token_needs_login_and_rate_limits_do_not() {
+        let (token, ctx, transport, _) = setup();
+        transport.push(Canned::json(403, r#"{"message":"API rate limit exceeded for user ID 1.","status":"403"}"#));
+        assert!(block_on(token.access(&ctx, false)).is_err());
+        assert_eq!(token.state(), CredentialState::Ready);
+        transport.push(Canned::json(401, r#"{"message":"Bad credentials","status":"401"}"#));
+        let e = block_on(token.access(&ctx, true)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        assert!(matches!(token.state(), CredentialState::NeedsLogin(r) if r.contains("login copilot")));
+    }
 }
