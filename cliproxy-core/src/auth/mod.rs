@@ -17,6 +17,7 @@
 pub mod copilot;
 pub mod fetch;
 pub mod kiro;
+pub mod listing;
 pub mod openai_compat;
 pub mod refresh;
 pub mod store;
