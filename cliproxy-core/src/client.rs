@@ -743,8 +743,10 @@ impl Client {
                 let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
                 let mut resp = ctx.transport.send(http_req?).await.map_err(Error::from)?;
                 let body = read_body(&ctx.runtime, &mut resp.body, MAX_UPSTREAM_BODY, idle).await?;
-                if resp.status.is_success() {
-                    return Ok(body);
+                if resp.status.is_success()
+                    && let Some(counted) = t.credential.provider.count_tokens_answer(body)
+                {
+                    return Ok(counted);
                 }
                 tracing::debug!(credential = %t.credential.id, status = resp.status.as_u16(), "upstream count_tokens failed; estimating");
             }
