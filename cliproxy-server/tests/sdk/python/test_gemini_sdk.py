@@ -9,7 +9,9 @@ from google.genai import errors, types
 from conftest import CLIENT_KEY, directive
 
 CLAUDE = "claude-sonnet-4-5-20250929"
-MODELS = [CLAUDE, "compat-gpt-4o"]
+# A Gemini key's model: the request passes through to the (mock) Gemini API as the SDK wrote it.
+GEMINI = "gemini-2.5-flash"
+MODELS = [CLAUDE, "compat-gpt-4o", GEMINI]
 TEXT = "Grüße, 世界! 👋🏽 café ∑ 🇩🇪"
 
 WEATHER = types.Tool(function_declarations=[types.FunctionDeclaration(
@@ -29,10 +31,11 @@ def with_tool():
         tools=[WEATHER], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
 
 
-def test_generate_content_with_a_function_tool_and_its_result(client):
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_generate_content_with_a_function_tool_and_its_result(client, model):
     args = {"city": "Zürich"}
     r = client.models.generate_content(
-        model=CLAUDE, contents=directive(tool_calls=[{"name": "get_weather", "arguments": args}]), config=with_tool())
+        model=model, contents=directive(tool_calls=[{"name": "get_weather", "arguments": args}]), config=with_tool())
     assert [(c.name, c.args) for c in r.function_calls] == [("get_weather", args)]
     assert r.candidates[0].finish_reason == types.FinishReason.STOP
     assert r.usage_metadata.prompt_token_count > 0
@@ -46,15 +49,16 @@ def test_generate_content_with_a_function_tool_and_its_result(client):
             types.Part(text=directive(reply=TEXT)),
         ]),
     ]
-    r = client.models.generate_content(model=CLAUDE, contents=history, config=with_tool())
+    r = client.models.generate_content(model=model, contents=history, config=with_tool())
     assert r.text == TEXT
     assert r.function_calls is None
 
 
-def test_generate_content_stream_with_a_function_tool(client):
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_generate_content_stream_with_a_function_tool(client, model):
     args = {"city": "Paris"}
     chunks = list(client.models.generate_content_stream(
-        model=CLAUDE,
+        model=model,
         contents=directive(reply="Let me check.", tool_calls=[{"name": "get_weather", "arguments": args}], chunk=3),
         config=with_tool()))
     text = "".join(p.text for c in chunks for p in c.candidates[0].content.parts or [] if p.text)
