@@ -154,7 +154,7 @@ impl NativeClient {
             if token.is_cancelled() {
                 return Err(to_napi(cancelled()));
             }
-            let request = ProxyRequest { dialect, body: Bytes::from(body.into_bytes()), headers, client_key: None };
+            let request = ProxyRequest { headers, ..ProxyRequest::new(dialect, Bytes::from(body.into_bytes())) };
             // Dropping `send` on cancellation drops the upstream request with it.
             let reply = tokio::select! {
                 reply = client.send(request) => reply,

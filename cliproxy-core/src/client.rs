@@ -22,7 +22,7 @@ use serde::Deserialize;
 pub use crate::auth::CredentialState;
 use crate::auth::{self, Ctx};
 use crate::config::{Config, RateLimit};
-use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
+use crate::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, gemini, openai_chat, responses};
 use crate::error::{Error, ErrorKind, Result};
 use crate::login::LoginFlow;
 use crate::logtext::Clean;
@@ -46,11 +46,21 @@ pub struct ProxyRequest {
     pub headers: http::HeaderMap,
     /// The client key that authenticated the request, for per-key rate limits.
     pub client_key: Option<String>,
+    /// What the URL says, for a dialect whose body names neither model nor streaming (Gemini); the other
+    /// dialects read both from the body and ignore it.
+    pub url: Option<UrlTarget>,
+}
+
+/// The model and the streaming choice a request's URL names (`/v1beta/models/{model}:streamGenerateContent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTarget {
+    pub model: String,
+    pub stream: bool,
 }
 
 impl ProxyRequest {
     pub fn new(dialect: Dialect, body: impl Into<Bytes>) -> Self {
-        ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None }
+        ProxyRequest { dialect, body: body.into(), headers: http::HeaderMap::new(), client_key: None, url: None }
     }
 }
 
@@ -262,7 +272,10 @@ impl Client {
     }
 
     pub async fn send(&self, request: ProxyRequest) -> Result<Reply> {
-        let peek = Peek::parse(&request.body, request.dialect)?;
+        let peek = match &request.url {
+            Some(url) if request.dialect == Dialect::Gemini => Peek::from_url(&request.body, &url.model, url.stream)?,
+            _ => Peek::parse(&request.body, request.dialect)?,
+        };
         let estimate = estimate_tokens(&request.body);
         let (client_key, client_limit) = self.client_limit(request.client_key.as_deref());
         let now = self.now();
@@ -726,6 +739,35 @@ impl Client {
         let n = crate::tokens::count_request(&ir);
         Ok(Bytes::from(format!("{{\"input_tokens\":{n}}}")))
     }
+
+    /// Gemini `countTokens` for `model` (from the URL): the body (`{"contents":…}` or
+    /// `{"generateContentRequest":…}`) is counted as [`Client::count_tokens`] counts its Messages equivalent,
+    /// and answered as `{"totalTokens":N}`.
+    pub async fn count_gemini_tokens(&self, model: &str, body: Bytes, headers: http::HeaderMap) -> Result<Bytes> {
+        let ir = gemini::parse_count_request(&body, model)?;
+        // Only what the count depends on: `count_tokens` endpoints reject generation settings.
+        let counted = ChatRequest {
+            model: ir.model,
+            system: ir.system,
+            messages: ir.messages,
+            tools: ir.tools,
+            ..ChatRequest::default()
+        };
+        let mut messages: serde_json::Value =
+            serde_json::from_slice(&anthropic::encode_request(&counted)).expect("encoded requests are JSON");
+        if let Some(o) = messages.as_object_mut() {
+            o.remove("max_tokens");
+        }
+        let answer = self.count_tokens(Bytes::from(messages.to_string()), headers).await?;
+        #[derive(Deserialize)]
+        struct Counted {
+            input_tokens: u64,
+        }
+        let n = serde_json::from_slice::<Counted>(&answer)
+            .map_err(|e| Error::upstream(None, format!("the upstream sent an unreadable token count: {e}")))?
+            .input_tokens;
+        Ok(Bytes::from(gemini::encode_count_response(n)))
+    }
 }
 
 impl Client {
@@ -771,7 +813,7 @@ impl Client {
             return Err(Failure::Class(self.classify(cred, status, &resp.headers, &body)));
         }
         self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
-        Ok(Some(body))
+        Ok(cred.provider.count_tokens_answer(body))
     }
 }
 
@@ -840,7 +882,10 @@ struct Prepared {
 
 impl Prepared {
     fn ir(&self) -> Result<&ChatRequest, Failure> {
-        let parsed = self.ir.get_or_init(|| self.request.dialect.parse_request(&self.request.body));
+        let parsed = self.ir.get_or_init(|| match self.request.dialect {
+            Dialect::Gemini => gemini::parse_request(&self.request.body, &self.peek.model, self.peek.stream),
+            dialect => dialect.parse_request(&self.request.body),
+        });
         parsed.as_ref().map_err(|e| Failure::Fatal(e.clone()))
     }
 }
@@ -1004,22 +1049,24 @@ impl StreamState {
 }
 
 /// Whether a passthrough event is the upstream's last word: OpenAI's `[DONE]` or a chunk with a finish reason,
-/// Anthropic's `message_stop`, a terminal Responses event.
+/// Anthropic's `message_stop`, a terminal Responses event, a Gemini chunk with a finish reason.
 fn ends_stream(dialect: Dialect, ev: &SseEvent) -> bool {
     match dialect {
-        Dialect::OpenAiChat => {
-            let data = ev.data.trim();
-            data == "[DONE]"
-                || memchr::memmem::find(data.as_bytes(), b"\"finish_reason\"").is_some_and(|i| {
-                    let rest = data[i + 15..].trim_start().strip_prefix(':').unwrap_or_default().trim_start();
-                    rest.starts_with('"')
-                })
-        }
+        Dialect::OpenAiChat => ev.data.trim() == "[DONE]" || has_string_field(&ev.data, "\"finish_reason\""),
         Dialect::Anthropic => matches!(ev.event.as_deref(), Some("message_stop")),
         Dialect::Responses => {
             matches!(ev.event.as_deref(), Some("response.completed" | "response.incomplete" | "response.failed"))
         }
+        Dialect::Gemini => has_string_field(&ev.data, "\"finishReason\""),
     }
+}
+
+/// Whether `data` has the (quoted) `key` with a string value, without parsing it (`null` does not count).
+fn has_string_field(data: &str, key: &str) -> bool {
+    memchr::memmem::find(data.as_bytes(), key.as_bytes()).is_some_and(|i| {
+        let rest = data[i + key.len()..].trim_start().strip_prefix(':').unwrap_or_default();
+        rest.trim_start().starts_with('"')
+    })
 }
 
 /// Every event of the passthrough dialects carries one JSON object (or OpenAI's `[DONE]`). A cheap shape check,
@@ -1127,6 +1174,16 @@ fn passthrough_event(dialect: Dialect, ev: &SseEvent, usage: &mut Usage, strip_u
             }
             Ok(true)
         }
+        Dialect::Gemini => {
+            let data = ev.data.trim_start().as_bytes();
+            if data.starts_with(b"{\"error\"") {
+                return Err(gemini::parse_stream_error(data));
+            }
+            if let Some(seen) = gemini::usage_of(data) {
+                merge_usage(usage, &seen);
+            }
+            Ok(true)
+        }
         Dialect::Responses => {
             if let Some(u) = responses::passthrough_usage(ev)? {
                 *usage = u;
@@ -1155,6 +1212,7 @@ fn json_usage(dialect: Dialect, body: &[u8]) -> Option<Usage> {
                 ..Default::default()
             })
         }
+        Dialect::Gemini => gemini::usage_of(body),
         Dialect::Responses => responses::answer_usage(body),
     }
 }

@@ -68,6 +68,10 @@ pub struct Config {
     pub body_limit_mb: usize,
     pub debug: bool,
     pub claude_api_key: Vec<ClaudeKey>,
+    /// Gemini API keys (generativelanguage.googleapis.com).
+    pub gemini_api_key: Vec<GeminiKey>,
+    /// Google's hosts, overridable for proxies and the mock upstream.
+    pub gemini_endpoints: GeminiEndpoints,
     pub openai_compatibility: Vec<OpenAiCompatibility>,
     /// Kiro accounts given in the file (token files used in place, or tokens).
     pub kiro: Vec<KiroEntry>,
@@ -100,6 +104,8 @@ impl Default for Config {
             body_limit_mb: 32,
             debug: false,
             claude_api_key: Vec::new(),
+            gemini_api_key: Vec::new(),
+            gemini_endpoints: GeminiEndpoints::default(),
             openai_compatibility: Vec::new(),
             kiro: Vec::new(),
             kiro_endpoints: Default::default(),
@@ -206,6 +212,30 @@ pub struct ClaudeKey {
     pub models: Vec<ModelAlias>,
     pub excluded_models: Vec<String>,
     pub rate_limit: RateLimit,
+}
+
+/// A `gemini-api-key` entry: the Go original gives it the same keys as `claude-api-key`.
+pub type GeminiKey = ClaudeKey;
+
+/// `gemini-endpoints`: Google's base URLs. The API host serves `gemini-api-key` entries (an entry's own
+/// `base-url` wins); Code Assist and the OAuth token endpoint serve Gemini CLI accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct GeminiEndpoints {
+    pub api_base_url: String,
+    pub code_assist_base_url: String,
+    /// Google's OAuth host (`/token`).
+    pub oauth_base_url: String,
+}
+
+impl Default for GeminiEndpoints {
+    fn default() -> Self {
+        GeminiEndpoints {
+            api_base_url: "https://generativelanguage.googleapis.com".into(),
+            code_assist_base_url: "https://cloudcode-pa.googleapis.com".into(),
+            oauth_base_url: "https://oauth2.googleapis.com".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -316,9 +346,9 @@ impl Config {
                 return Err(Error::config(format!("openai-compatibility[{i}] ({}): `base-url` is required", c.name)));
             }
         }
-        for (i, k) in self.claude_api_key.iter().enumerate() {
-            if k.api_key.is_empty() {
-                return Err(Error::config(format!("claude-api-key[{i}]: `api-key` is required")));
+        for (list, keys) in [("claude-api-key", &self.claude_api_key), ("gemini-api-key", &self.gemini_api_key)] {
+            if let Some(i) = keys.iter().position(|k| k.api_key.is_empty()) {
+                return Err(Error::config(format!("{list}[{i}]: `api-key` is required")));
             }
         }
         Ok(())
@@ -326,7 +356,10 @@ impl Config {
 
     /// Whether any upstream credential is configured in the file.
     pub fn has_providers(&self) -> bool {
-        !self.claude_api_key.is_empty() || !self.openai_compatibility.is_empty() || !self.kiro.is_empty()
+        !self.claude_api_key.is_empty()
+            || !self.gemini_api_key.is_empty()
+            || !self.openai_compatibility.is_empty()
+            || !self.kiro.is_empty()
     }
 
     /// With no provider configured, `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` (and their `*_BASE_URL`) become

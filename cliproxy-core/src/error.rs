@@ -106,6 +106,21 @@ impl ErrorKind {
         }
     }
 
+    /// Google's canonical `error.status` for this kind (Gemini).
+    fn google_status(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "INTERNAL",
+            ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::Permission => "PERMISSION_DENIED",
+            ErrorKind::InvalidRequest => "INVALID_ARGUMENT",
+            ErrorKind::ModelNotFound => "NOT_FOUND",
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => "RESOURCE_EXHAUSTED",
+            ErrorKind::Upstream => "UNAVAILABLE",
+            ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+            ErrorKind::Cancelled => "CANCELLED",
+        }
+    }
+
     /// Anthropic's `error.type` for this kind.
     fn anthropic_type(self) -> &'static str {
         match self {
@@ -387,6 +402,33 @@ impl Error {
         }))
         .expect("json values serialize")
     }
+
+    /// Google's `error.status`: the kind's, unless an overridden HTTP status names a more precise one (an
+    /// unknown route is `NOT_FOUND` to Google's clients, though cliproxy files it as an invalid request).
+    fn google_status(&self) -> &'static str {
+        match self.0.http_status {
+            Some(404) => "NOT_FOUND",
+            Some(408) => "DEADLINE_EXCEEDED",
+            _ => self.0.kind.google_status(),
+        }
+    }
+
+    /// The JSON error body of the Gemini dialect: Google's `{"error":{"code","message","status"}}`, with a
+    /// `RetryInfo` detail when the caller should wait (Google's SDKs and clients read it from there).
+    pub fn google_body(&self) -> Vec<u8> {
+        let mut error = serde_json::json!({
+            "code": self.http_status(),
+            "message": self.0.message,
+            "status": self.google_status(),
+        });
+        if let Some(secs) = self.retry_after_secs() {
+            error["details"] = serde_json::json!([{
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": format!("{secs}s"),
+            }]);
+        }
+        serde_json::to_vec(&serde_json::json!({ "error": error })).expect("json values serialize")
+    }
 }
 
 impl fmt::Display for Error {
@@ -445,6 +487,23 @@ mod tests {
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "not_found_error");
         assert_eq!(e.http_status(), 404);
+    }
+
+    #[test]
+    fn google_body_shape() {
+        let v: serde_json::Value = serde_json::from_slice(&Error::invalid_request("bad").google_body()).unwrap();
+        assert_eq!(v, serde_json::json!({"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}));
+        let e = Error::new(ErrorKind::RateLimited, "slow").with_retry_after(Duration::from_millis(2500));
+        let v: serde_json::Value = serde_json::from_slice(&e.google_body()).unwrap();
+        assert_eq!(v["error"]["code"], 429);
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(v["error"]["details"][0]["retryDelay"], "3s");
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::invalid_request("big").with_http_status(413).google_body()).unwrap();
+        assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(413), Some("INVALID_ARGUMENT")));
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::invalid_request("no route").with_http_status(404).google_body()).unwrap();
+        assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(404), Some("NOT_FOUND")));
     }
 
     #[test]

@@ -37,5 +37,5 @@ pub mod types;
 #[cfg(test)]
 mod test_support;
 
-pub use client::{Client, ClientBuilder, Event, EventStream, ProxyRequest, Reply};
+pub use client::{Client, ClientBuilder, Event, EventStream, ProxyRequest, Reply, UrlTarget};
 pub use error::{Error, ErrorKind};

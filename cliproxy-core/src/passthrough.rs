@@ -27,7 +27,8 @@ pub struct Peek {
     pub stream: bool,
     /// `stream_options.include_usage` as the client sent it.
     pub include_usage: bool,
-    model_span: Range<usize>,
+    /// Where the model is in the body; `None` for requests whose URL names it (Gemini).
+    model_span: Option<Range<usize>>,
     stream_options_span: Option<Range<usize>>,
     /// Offset just after the opening `{`.
     open: usize,
@@ -36,6 +37,9 @@ pub struct Peek {
 impl Peek {
     /// Reads the fields routing needs and checks the ones the dialect requires, without building a tree.
     pub fn parse(body: &[u8], dialect: Dialect) -> Result<Peek> {
+        if dialect == Dialect::Gemini {
+            return Err(crate::dialects::gemini::model_not_in_body());
+        }
         let (fields, model_span, model) = routing_fields(body)?;
         match dialect {
             Dialect::Responses if !fields.input => return Err(Error::invalid_request("input: field required")),
@@ -58,8 +62,25 @@ impl Peek {
             model,
             stream: fields.stream,
             include_usage,
-            model_span,
+            model_span: Some(model_span),
             stream_options_span: fields.stream_options,
+            open: open_brace(body),
+        })
+    }
+
+    /// The facts of a request whose URL names the model and the streaming choice (Gemini's
+    /// `models/{model}:streamGenerateContent`). The body is only checked to be a JSON object; `rewrite`
+    /// leaves it as it is, since the model is not in it.
+    pub fn from_url(body: &[u8], model: &str, stream: bool) -> Result<Peek> {
+        top_level(body)?;
+        check_model_name(model)?;
+        crate::dialects::gemini::check_url_model(model)?;
+        Ok(Peek {
+            model: model.to_owned(),
+            stream,
+            include_usage: false,
+            model_span: None,
+            stream_options_span: None,
             open: open_brace(body),
         })
     }
@@ -68,11 +89,12 @@ impl Peek {
     /// `include_usage: true` ensured. Returns the original buffer when nothing changes.
     pub fn rewrite(&self, body: &Bytes, upstream_model: &str, dialect: Dialect) -> Bytes {
         let want_usage = dialect == Dialect::OpenAiChat && self.stream && !self.include_usage;
+        let Some(model_span) = self.model_span.clone() else { return body.clone() };
         if upstream_model == self.model && !want_usage {
             return body.clone();
         }
         let model_json = serde_json::to_string(upstream_model).expect("strings serialize");
-        let mut edits: Vec<(Range<usize>, Cow<'_, str>)> = vec![(self.model_span.clone(), model_json.into())];
+        let mut edits: Vec<(Range<usize>, Cow<'_, str>)> = vec![(model_span, model_json.into())];
         if want_usage {
             match &self.stream_options_span {
                 Some(span) => {
@@ -116,14 +138,16 @@ impl Peek {
 /// The top-level fields of a body and its model, checked: one JSON object, one `model` that is a non-empty
 /// string of at most [`MAX_MODEL_NAME`] bytes.
 fn routing_fields(body: &[u8]) -> Result<(Fields, Range<usize>, String)> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let fields = de
-        .deserialize_map(TopLevel { base: body.as_ptr() as usize })
-        .and_then(|f| de.end().map(|()| f))
-        .map_err(|e| Error::invalid_request(format!("request body is not a valid JSON object: {e}")))?;
+    let fields = top_level(body)?;
     let model_span = fields.model.clone().ok_or_else(|| Error::invalid_request("model: field required"))?;
     let model: String = serde_json::from_slice(&body[model_span.clone()])
         .map_err(|_| Error::invalid_request("model: expected a string"))?;
+    check_model_name(&model)?;
+    Ok((fields, model_span, model))
+}
+
+/// A model name must be non-empty and at most [`MAX_MODEL_NAME`] bytes, wherever the client put it.
+fn check_model_name(model: &str) -> Result<()> {
     if model.is_empty() {
         return Err(Error::invalid_request("model: must not be empty"));
     }
@@ -133,7 +157,7 @@ fn routing_fields(body: &[u8]) -> Result<(Fields, Range<usize>, String)> {
             model.len()
         )));
     }
-    Ok((fields, model_span, model))
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -197,6 +221,14 @@ impl<'de> Visitor<'de> for TopLevel {
         }
         Ok(f)
     }
+}
+
+/// Reads the top-level fields of a body, which must be one JSON object.
+fn top_level(body: &[u8]) -> Result<Fields> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(TopLevel { base: body.as_ptr() as usize })
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| Error::invalid_request(format!("request body is not a valid JSON object: {e}")))
 }
 
 /// Offset just after the first `{` (leading whitespace allowed).
@@ -291,5 +323,17 @@ mod tests {
         assert!(err("{\"model\":\"m\",\"messages\":[]}", Dialect::Anthropic).contains("max_tokens"));
         assert!(err("{\"model\":\"m\",\"messages\":[]} trailing", Dialect::OpenAiChat).contains("JSON"));
         assert!(err("{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[]}", Dialect::OpenAiChat).contains("stream"));
+        assert!(err("{\"contents\":[]}", Dialect::Gemini).contains("URL"));
+    }
+
+    #[test]
+    fn url_addressed_bodies_are_checked_and_left_unchanged() {
+        let body = Bytes::from_static(br#"{"contents":[{"parts":[{"text":"hi"}]}],"model":"not-this"}"#);
+        let p = Peek::from_url(&body, "gemini-x", true).unwrap();
+        assert_eq!((p.model.as_str(), p.stream, p.client_wants_usage()), ("gemini-x", true, false));
+        let out = p.rewrite(&body, "upstream-name", Dialect::Gemini);
+        assert_eq!(out.as_ptr(), body.as_ptr());
+        assert!(Peek::from_url(b"[1]", "m", false).unwrap_err().message().contains("JSON object"));
+        assert!(Peek::from_url(b"{}", "", false).unwrap_err().message().contains("model"));
     }
 }

@@ -67,6 +67,32 @@ pub fn start_of_next_month(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs((days_from_civil(ny, nm, 1) * 86_400) as u64)
 }
 
+/// The next midnight in US Pacific time (daily API quotas of Google's reset then), after `t`.
+///
+/// Pacific time is UTC−8, and UTC−7 from the second Sunday of March to the first Sunday of November (the
+/// switches happen at 2:00 local, after midnight, so a day's midnight has the offset of the day before the
+/// switch).
+pub fn start_of_next_pacific_day(t: SystemTime) -> SystemTime {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    // The local date of `t`: its offset is that of its own local day, give or take the 2:00 switch, which
+    // only matters within an hour of it and never moves the next midnight by a day.
+    let local_day = |offset_hours: i64| (secs - offset_hours * 3600).div_euclid(86_400);
+    let offset = |day: i64| if pacific_summer_time(day) { 7 } else { 8 };
+    let today = local_day(offset(local_day(8)));
+    let next = today + 1;
+    UNIX_EPOCH + Duration::from_secs((next * 86_400 + offset(next) * 3600) as u64)
+}
+
+/// Whether the midnight that starts local day `day` (days since 1970-01-01) is in Pacific daylight time.
+fn pacific_summer_time(day: i64) -> bool {
+    let (y, _, _) = civil_from_days(day);
+    // Sundays: 1970-01-04 was one.
+    let first_sunday_on_or_after = |d: i64| d + (3 - d).rem_euclid(7);
+    let starts = first_sunday_on_or_after(days_from_civil(y, 3, 1)) + 7;
+    let ends = first_sunday_on_or_after(days_from_civil(y, 11, 1));
+    day > starts && day <= ends
+}
+
 /// Parses Go's `time.Duration` text: `1h2m3.5s`, `6m0s`, `12ms`, `500us`, `0s`.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let mut rest = s.trim();
@@ -165,6 +191,25 @@ mod tests {
         assert_eq!(parse_retry_after(&h("retry-after", &date), now), Some(Duration::from_secs(90)));
         assert_eq!(parse_retry_after(&h("retry-after", "soon"), now), None);
         assert_eq!(parse_retry_after(&h("retry-after", "-3"), now), None);
+    }
+
+    #[test]
+    fn next_pacific_midnight_follows_daylight_saving() {
+        let at = |s: &str| parse_rfc3339(s).unwrap();
+        // Winter: UTC−8.
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-01-15T12:00:00Z"))), "2025-01-16T08:00:00Z");
+        // Still the 14th in California at 05:00 UTC on the 15th.
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-01-15T05:00:00Z"))), "2025-01-15T08:00:00Z");
+        // Summer: UTC−7.
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-08-21T12:40:59Z"))), "2025-08-22T07:00:00Z");
+        // 2025 switches: Sunday 9 March (the midnight starting the 9th is still winter time) and Sunday
+        // 2 November (the midnight starting the 2nd is still summer time).
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-03-08T20:00:00Z"))), "2025-03-09T08:00:00Z");
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-03-09T20:00:00Z"))), "2025-03-10T07:00:00Z");
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-11-01T20:00:00Z"))), "2025-11-02T07:00:00Z");
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-11-02T20:00:00Z"))), "2025-11-03T08:00:00Z");
+        // Exactly at midnight: the next one, a day later.
+        assert_eq!(format_rfc3339(start_of_next_pacific_day(at("2025-01-16T08:00:00Z"))), "2025-01-17T08:00:00Z");
     }
 
     #[test]

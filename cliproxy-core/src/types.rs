@@ -53,6 +53,8 @@ pub enum Dialect {
     Anthropic,
     /// OpenAI Responses (`/v1/responses`).
     Responses,
+    /// Gemini `generateContent` (`/v1beta/models/{model}:generateContent`); the model is in the URL.
+    Gemini,
 }
 
 impl Dialect {
@@ -62,6 +64,7 @@ impl Dialect {
             Dialect::OpenAiChat => "openai-chat",
             Dialect::Anthropic => "anthropic",
             Dialect::Responses => "responses",
+            Dialect::Gemini => "gemini",
         }
     }
 }

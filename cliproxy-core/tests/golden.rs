@@ -10,7 +10,7 @@
 //! split the stream. An upstream error ends the output with the client dialect's error event, as the server
 //! does once the answer has started.
 
-use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, anthropic, openai_chat, responses};
+use cliproxy_core::dialects::{AnyStreamEncoder, Dialect, OutEvent, gemini, openai_chat, responses};
 use cliproxy_core::stream::sse::{SseDecoder, SseEvent, encode_event};
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,9 +26,12 @@ struct Case {
     kind: Kind,
     from: DialectName,
     to: DialectName,
-    /// The model name the client asked for (answers and streams).
+    /// The model name the client asked for (answers and streams), or the one in a Gemini request's URL.
     #[serde(default)]
     model: String,
+    /// Whether a Gemini request's URL asked for a stream (`:streamGenerateContent`).
+    #[serde(default)]
+    stream: bool,
     /// The OpenAI client's `stream_options.include_usage` (streams to OpenAI clients).
     #[serde(default)]
     include_usage: bool,
@@ -49,6 +52,7 @@ enum Kind {
 enum DialectName {
     OpenaiChat,
     Anthropic,
+    Gemini,
     Responses,
 }
 
@@ -57,6 +61,7 @@ impl From<DialectName> for Dialect {
         match d {
             DialectName::OpenaiChat => Dialect::OpenAiChat,
             DialectName::Anthropic => Dialect::Anthropic,
+            DialectName::Gemini => Dialect::Gemini,
             DialectName::Responses => Dialect::Responses,
         }
     }
@@ -73,7 +78,13 @@ fn check(name: &str) {
     let (from, to) = (Dialect::from(case.from), Dialect::from(case.to));
     match case.kind {
         Kind::Request => {
-            let req = from.parse_request(case.input.to_string().as_bytes()).expect("input parses");
+            let body = case.input.to_string();
+            let req = match from {
+                // The model and the streaming choice of a Gemini request are in its URL.
+                Dialect::Gemini => gemini::parse_request(body.as_bytes(), &case.model, case.stream),
+                _ => from.parse_request(body.as_bytes()),
+            }
+            .expect("input parses");
             let out: Value = serde_json::from_slice(&to.encode_request(&req)).unwrap();
             assert_json_eq(name, &out, &case.expected);
         }
@@ -81,7 +92,7 @@ fn check(name: &str) {
             let resp = from.parse_response(case.input.to_string().as_bytes()).expect("input parses");
             let body = match to {
                 Dialect::OpenAiChat => openai_chat::encode_response_at(&resp, &case.model, CREATED),
-                Dialect::Anthropic => anthropic::encode_response(&resp, &case.model),
+                Dialect::Anthropic | Dialect::Gemini => to.encode_response(&resp, &case.model),
                 Dialect::Responses => responses::encode_response_at(&resp, &case.model, CREATED),
             };
             let out: Value = serde_json::from_slice(&body).unwrap();
@@ -126,7 +137,7 @@ fn run_stream(case: &Case, from: Dialect, to: Dialect, chunks: &[&[u8]]) -> Valu
             CREATED,
         )),
         Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(&case.model, CREATED)),
-        Dialect::Anthropic => to.stream_encoder(&case.model, case.include_usage),
+        Dialect::Anthropic | Dialect::Gemini => to.stream_encoder(&case.model, case.include_usage),
     };
     let mut sse: Vec<SseEvent> = Vec::new();
     let mut ir = Vec::new();
@@ -192,9 +203,14 @@ macro_rules! golden {
 
 golden!(
     request_anthropic_roundtrip,
+    request_anthropic_to_gemini,
     request_anthropic_to_openai,
     request_anthropic_to_openai_conformance_text,
     request_anthropic_to_responses,
+    request_gemini_roundtrip,
+    request_gemini_stream_to_openai,
+    request_gemini_to_anthropic,
+    request_gemini_to_openai_conformance_tool,
     request_openai_roundtrip,
     request_openai_to_anthropic,
     request_openai_to_anthropic_conformance_mixed,
@@ -203,8 +219,12 @@ golden!(
     request_responses_to_openai,
     response_anthropic_roundtrip,
     response_anthropic_thinking_tools_cached_to_openai,
+    response_anthropic_to_gemini,
     response_anthropic_to_openai,
     response_anthropic_to_responses,
+    response_gemini_to_anthropic,
+    response_gemini_to_openai,
+    response_openai_reasoning_to_gemini,
     response_openai_reasoning_tools_cached_to_anthropic,
     response_openai_roundtrip,
     response_openai_to_anthropic,
@@ -214,13 +234,19 @@ golden!(
     stream_anthropic_full_roundtrip,
     stream_anthropic_full_to_openai,
     stream_anthropic_full_to_responses,
+    stream_anthropic_overloaded_to_gemini,
     stream_anthropic_overloaded_to_openai,
     stream_anthropic_overloaded_to_responses,
+    stream_anthropic_to_gemini,
+    stream_gemini_cut_off_to_openai,
+    stream_gemini_to_anthropic,
+    stream_gemini_to_openai,
     stream_openai_cut_off_to_anthropic,
     stream_openai_parallel_tools_to_responses,
     stream_openai_reasoning_cached_to_anthropic,
     stream_openai_tool_call_roundtrip,
     stream_openai_tool_call_to_anthropic,
+    stream_openai_tool_calls_to_gemini,
     stream_responses_failed_to_openai,
     stream_responses_full_to_anthropic,
     stream_responses_full_to_openai,

@@ -1,8 +1,9 @@
 //! Property tests of the stream decoders: the events or frames a stream decodes to must not depend on how
 //! the transport cut it into chunks, text must never be silently replaced, and corruption must be caught.
-//! For Responses streams the same holds up to the IR events the dialect's parser makes of them.
+//! The Gemini stream parser, whose streams have no end marker, is held to the same standard. For Responses
+//! streams the same holds up to the IR events the dialect's parser makes of them.
 
-use cliproxy_core::dialects::responses;
+use cliproxy_core::dialects::{Dialect, responses};
 use cliproxy_core::stream::StreamError;
 use cliproxy_core::stream::eventstream::{self, Frame, HeaderValue};
 use cliproxy_core::stream::invariants::{
@@ -374,6 +375,93 @@ fn eventstream_every_single_and_double_cut_gives_identical_frames() {
     assert_eq!(frames[0].header_str("note"), Some(MIXED_TEXT));
     assert_eq!(&frames[0].payload[..], payload.as_bytes());
     assert_eq!(&frames[1].payload[..], MIXED_TEXT.as_bytes());
+}
+
+/// SSE bytes in the given pieces → Gemini stream parser: the IR events, or the first error as text.
+fn gemini_events<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<StreamEvent>, String> {
+    let mut decoder = SseDecoder::new();
+    let mut parser = Dialect::Gemini.stream_parser();
+    let (mut frames, mut events) = (Vec::new(), Vec::new());
+    for chunk in chunks {
+        decoder.push(chunk, &mut frames).map_err(|e| e.to_string())?;
+        for f in frames.drain(..) {
+            parser.push(&f, &mut events).map_err(|e| e.to_string())?;
+        }
+    }
+    decoder.finish(&mut frames).map_err(|e| e.to_string())?;
+    for f in frames.drain(..) {
+        parser.push(&f, &mut events).map_err(|e| e.to_string())?;
+    }
+    parser.finish(&mut events).map_err(|e| e.to_string())?;
+    Ok(events)
+}
+
+/// One part of a generated Gemini chunk.
+fn gemini_part() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        text(12).prop_map(|t| json!({"text": t})),
+        text(12).prop_map(|t| json!({"text": t, "thought": true})),
+        "[A-Za-z0-9+/]{4,12}".prop_map(|s| json!({"thought": true, "thoughtSignature": s})),
+        ("[a-z_]{1,8}", text(6))
+            .prop_map(|(name, city)| json!({"functionCall": {"name": name, "args": {"city": city}}})),
+    ]
+}
+
+/// A Gemini stream as a server writes it: `data:` chunks, the last with the finish reason and usage, no end
+/// marker; LF or CRLF line endings.
+fn gemini_stream() -> impl Strategy<Value = (Vec<u8>, Vec<Value>)> {
+    (proptest::collection::vec(proptest::collection::vec(gemini_part(), 1..3), 0..5), any::<bool>()).prop_map(
+        |(chunks, crlf)| {
+            let mut bytes = Vec::new();
+            let mut parts = Vec::new();
+            let last = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}],
+                              "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2}});
+            let bodies = chunks.iter().map(|p| json!({"candidates": [{"content": {"role": "model", "parts": p}}]}));
+            for body in bodies.chain([last]) {
+                let mut event = Vec::new();
+                sse::encode_event(None, &body.to_string(), &mut event);
+                if crlf {
+                    event = String::from_utf8(event).unwrap().replace('\n', "\r\n").into_bytes();
+                }
+                bytes.extend(event);
+            }
+            parts.extend(chunks.into_iter().flatten());
+            (bytes, parts)
+        },
+    )
+}
+
+proptest! {
+    /// A Gemini stream cut at every byte, and fed byte by byte, gives the IR events of the whole stream, and
+    /// those carry every text, thought and call as written.
+    #[test]
+    fn gemini_streams_parse_the_same_under_any_split((bytes, parts) in gemini_stream()) {
+        let whole = gemini_events([&bytes[..]]).expect("generated streams are valid");
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            prop_assert_eq!(&gemini_events([a, b]), &Ok(whole.clone()), "cut at byte {}", cut);
+        }
+        prop_assert_eq!(&gemini_events(bytes.chunks(1)), &Ok(whole.clone()));
+
+        let text = |thought: bool| -> String {
+            parts.iter().filter(|p| p.get("thought").is_some() == thought).filter_map(|p| p["text"].as_str()).collect()
+        };
+        let (mut got_text, mut got_thought, mut args) = (String::new(), String::new(), Vec::new());
+        for ev in &whole {
+            match ev {
+                StreamEvent::TextDelta { text, .. } => got_text.push_str(text),
+                StreamEvent::ThinkingDelta { text, .. } => got_thought.push_str(text),
+                StreamEvent::ToolArgsDelta { json, .. } => args.push(serde_json::from_str::<Value>(json).unwrap()),
+                _ => {}
+            }
+        }
+        prop_assert_eq!(got_text, text(false));
+        prop_assert_eq!(got_thought, text(true));
+        let want: Vec<_> = parts.iter().filter_map(|p| p.get("functionCall").map(|c| c["args"].clone())).collect();
+        prop_assert_eq!(args, want);
+        let finished = matches!(whole.last(), Some(StreamEvent::Finish { .. }));
+        prop_assert!(finished, "the stream ends with Finish");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

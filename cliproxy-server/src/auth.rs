@@ -81,7 +81,7 @@ impl ClientKeys {
             Verdict::Ok => Ok(found.map(str::to_owned)),
             Verdict::Missing => Err(Error::new(
                 ErrorKind::Authentication,
-                "Missing API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                "Missing API key: send it as `Authorization: Bearer <key>`, `x-api-key: <key>`, `x-goog-api-key: <key>` or `?key=<key>`",
             )
             .with_code("missing_api_key")),
             Verdict::Wrong => {

@@ -9,8 +9,8 @@
 //! - management routes never answer cross-origin requests: their cookie is `SameSite=Strict` and their
 //!   preflights get no CORS headers.
 //!
-//! Preflights (`OPTIONS`) always answer 204 with an empty body, with CORS headers only for `/v1/*` and a listed
-//! origin. The headers themselves come from `tower-http`'s [`CorsLayer`].
+//! Preflights (`OPTIONS`) always answer 204 with an empty body, with CORS headers only for the inference routes
+//! (`/v1/*`, `/v1beta/*`) and a listed origin. The headers themselves come from `tower-http`'s [`CorsLayer`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl Browser {
         }
     }
 
-    /// The CORS layer for `/v1/*`, when any origin is allowed.
+    /// The CORS layer for `/v1/*` and `/v1beta/*`, when any origin is allowed.
     pub fn cors_layer(&self) -> Option<CorsLayer> {
         let allow = match &self.origins {
             Origins::None => return None,
@@ -119,7 +119,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
         return next.run(req).await;
     }
     let mut answer = StatusCode::NO_CONTENT.into_response();
-    if req.uri().path().starts_with("/v1/") && !matches!(state.browser.origins, Origins::None) {
+    let path = req.uri().path();
+    if (path.starts_with("/v1/") || path.starts_with("/v1beta/")) && !matches!(state.browser.origins, Origins::None) {
         let from_cors = next.run(req).await;
         for (name, value) in from_cors.headers() {
             if name.as_str().starts_with("access-control-") || name == header::VARY {

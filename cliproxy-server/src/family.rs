@@ -4,7 +4,7 @@
 //! `/v1/chat/completions` and the other OpenAI-style routes, Anthropic's for `/v1/messages*`, a small
 //! `{"error": "…"}` object for the management API (the Kiro page reads that field) and an HTML page for the
 //! pages people open in a browser. [`ApiError`] is the only place a `cliproxy_core::Error` becomes an HTTP
-//! answer, so a new client dialect (Gemini's `/v1beta/*`, say) is one arm in [`Family::of`].
+//! answer, so a new client dialect is one arm in [`Family::of`].
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,8 @@ use cliproxy_core::logtext::Clean;
 pub enum Family {
     /// Inference routes, whose errors take the shape of the client dialect they speak (OpenAI's
     /// `{"error":{"message","type","param","code"}}` for chat completions and responses, Anthropic's
-    /// `{"type":"error","error":{"type","message"}}` for messages), in bodies and in stream error events.
+    /// `{"type":"error","error":{"type","message"}}` for messages, Google's `{"error":{"code","message","status"}}`
+    /// for Gemini), in bodies and in stream error events.
     Api(Dialect),
     /// `/v0/management/*` and the JSON actions of the pages: `{"error": "…", "code": "…"}`.
     Management,
@@ -27,17 +28,32 @@ pub enum Family {
     Html,
 }
 
+/// Headers only Google's clients send.
+const GOOGLE_HEADERS: [&str; 2] = ["x-goog-api-key", "x-goog-api-client"];
+
+/// Whether a `/v1/models/…` path calls a Gemini method (`models/{model}:generateContent`), which any client
+/// may do without Google's headers.
+fn is_gemini_call(path: &str) -> bool {
+    path.rsplit_once(':')
+        .is_some_and(|(_, method)| ["generateContent", "streamGenerateContent", "countTokens"].contains(&method))
+}
+
 /// The pages a person opens in a browser (everything else under `/v0` is JSON).
 const HTML_PAGES: [&str; 2] = ["/v0/oauth/kiro", "/v0/oauth/kiro/login"];
 
 impl Family {
-    /// The family of a request, from its path (and, for the shared model list, the Anthropic version header
-    /// that Anthropic's clients always send).
+    /// The family of a request, from its path (and, for the shared model routes, the headers that tell the
+    /// clients apart: Anthropic's always send `anthropic-version`, Google's send their key as `x-goog-api-key`
+    /// or name themselves in `x-goog-api-client`).
     pub fn of(path: &str, headers: &HeaderMap) -> Family {
-        if path.starts_with("/v1/messages")
-            || (path.starts_with("/v1/models") && headers.contains_key("anthropic-version"))
-        {
+        let models = path.starts_with("/v1/models");
+        if path.starts_with("/v1/messages") || (models && headers.contains_key("anthropic-version")) {
             Family::Api(Dialect::Anthropic)
+        } else if path == "/v1beta"
+            || path.starts_with("/v1beta/")
+            || (models && (is_gemini_call(path) || GOOGLE_HEADERS.iter().any(|h| headers.contains_key(*h))))
+        {
+            Family::Api(Dialect::Gemini)
         } else if path.starts_with("/v1/responses") {
             Family::Api(Dialect::Responses)
         } else if HTML_PAGES.contains(&path) {
@@ -179,6 +195,35 @@ mod tests {
         assert_eq!(Family::of("/v0/oauth/kiro", &none), Family::Html);
         assert_eq!(Family::of("/v1/responses", &none), Family::Api(Dialect::Responses));
         assert_eq!(Family::of("/nowhere", &none), Family::Api(Dialect::OpenAiChat));
+    }
+
+    #[test]
+    fn gemini_routes_and_clients_are_told_apart() {
+        let none = HeaderMap::new();
+        let mut google = HeaderMap::new();
+        google.insert("x-goog-api-key", HeaderValue::from_static("k"));
+        let gemini = Family::Api(Dialect::Gemini);
+        assert_eq!(Family::of("/v1beta/models", &none), gemini);
+        assert_eq!(Family::of("/v1beta/models/m:generateContent", &none), gemini);
+        assert_eq!(Family::of("/v1beta/nowhere", &none), gemini);
+        assert_eq!(Family::of("/v1/models/m:streamGenerateContent", &none), gemini);
+        assert_eq!(Family::of("/v1/models", &google), gemini);
+        // An OpenAI model id may hold a colon; only Gemini's methods make a Gemini call.
+        assert_eq!(Family::of("/v1/models/ft:gpt-4o:org", &none), Family::Api(Dialect::OpenAiChat));
+        assert_eq!(Family::of("/v1beta2/models", &none), Family::Api(Dialect::OpenAiChat));
+    }
+
+    #[test]
+    fn gemini_errors_are_googles_shape() {
+        let resp = ApiError::new(Dialect::Gemini, Error::invalid_request("contents: missing")).into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(resp.headers()["x-should-retry"], "false");
+        let body = Family::Api(Dialect::Gemini).body(&Error::invalid_request("contents: missing"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": 400, "message": "contents: missing", "status": "INVALID_ARGUMENT"}})
+        );
     }
 
     #[test]

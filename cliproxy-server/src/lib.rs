@@ -1,4 +1,5 @@
-//! The cliproxy reference server: OpenAI- and Anthropic-compatible HTTP endpoints over a core [`Client`].
+//! The cliproxy reference server: OpenAI-, Anthropic- and Gemini-compatible HTTP endpoints over a core
+//! [`Client`].
 //!
 //! Thin by design: routes parse nothing beyond what authentication needs, hand the body to the core and render
 //! its answer. The bindings start this same server in-process through [`serve`].
@@ -8,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod browser;
 pub mod family;
+pub mod gemini;
 pub mod keys;
 pub mod kiro_ui;
 pub mod listen;
@@ -124,7 +126,7 @@ pub async fn serve_with(client: Client, listener: TcpListener, limits: ConnLimit
     Ok(ServerHandle { addr, stop, task, client })
 }
 
-/// All routes: the inference routes behind the client key (and, for `/v1/*`, CORS when configured), the
+/// All routes: the inference routes behind the client key (and, for `/v1/*` and `/v1beta/*`, CORS when configured), the
 /// management routes behind the management key, the pages, JSON 404/405 in each route's family, and the
 /// browser guard around everything.
 fn router(state: Arc<AppState>) -> Router {
@@ -135,7 +137,7 @@ fn router(state: Arc<AppState>) -> Router {
             .route_layer(from_fn_with_state(state.clone(), auth::client_key))
             .route_layer(from_fn_with_state(state.clone(), browser::origin))
     };
-    let mut v1 = keyed(api::v1_routes());
+    let mut v1 = keyed(api::v1_routes().merge(gemini::routes()));
     if let Some(cors) = state.browser.cors_layer() {
         v1 = v1.layer(cors);
     }

@@ -70,16 +70,6 @@ async fn single_splits_inside_characters() {
     }
 }
 
-fn weather_tool_chat() -> Value {
-    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
-}
-
-fn weather_tool_anthropic() -> Value {
-    json!([{"name": "get_weather", "description": "Weather of a city",
-        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}])
-}
-
 #[tokio::test]
 async fn tool_calls_arrive_whole_in_both_dialects() {
     let rig = start().await;

@@ -8,15 +8,17 @@
 //!   facts before routing decides;
 //! - [`LoginProvider`]: interactive logins;
 //! - [`store`]: the auth-dir in the Go original's file formats (atomic 0600 writes);
-//! - one module per upstream that has accounts ([`copilot`], [`kiro`], [`openai_compat`]), each registered once
-//!   in [`ACCOUNT_TYPES`].
+//! - one module per upstream that has accounts ([`copilot`], [`kiro`], [`openai_compat`], [`gemini_keys`]), each
+//!   registered once in [`ACCOUNT_TYPES`]; [`listing`] for keys that learn their upstream's model list.
 //!
 //! A provider's wire format (request building, answer parsing, failure facts) lives in `providers/<name>` and
 //! does no I/O; its account lifecycle lives here.
 
 pub mod copilot;
 pub mod fetch;
+pub mod gemini_keys;
 pub mod kiro;
+pub mod listing;
 pub mod openai_compat;
 pub mod refresh;
 pub mod store;
@@ -28,7 +30,7 @@ use std::time::SystemTime;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::config::{ApiKeyEntry, Config, ModelAlias, RateLimit, Secret};
+use crate::config::{ApiKeyEntry, ClaudeKey, Config, ModelAlias, RateLimit, Secret};
 use crate::error::{Error, Result};
 use crate::providers::failure::Failure;
 use crate::providers::{Access, Provider, claude, parse_headers};
@@ -224,7 +226,8 @@ impl AccountType {
 }
 
 /// Every account type: adding an upstream with accounts adds one line here.
-pub const ACCOUNT_TYPES: &[AccountType] = &[copilot::ACCOUNT_TYPE, kiro::ACCOUNT_TYPE, openai_compat::ACCOUNT_TYPE];
+pub const ACCOUNT_TYPES: &[AccountType] =
+    &[copilot::ACCOUNT_TYPE, kiro::ACCOUNT_TYPE, openai_compat::ACCOUNT_TYPE, gemini_keys::ACCOUNT_TYPE];
 
 /// The account type called `name`.
 pub fn account_type(name: &str) -> Option<&'static AccountType> {
@@ -260,21 +263,9 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
     let mut out = Vec::new();
     let claude: Arc<dyn Provider> = Arc::new(claude::Claude);
     for (i, k) in config.claude_api_key.iter().enumerate() {
-        out.push(Arc::new(Credential {
-            id: format!("claude:key-{i}"),
-            provider: claude.clone(),
-            account: Arc::new(Stateless),
-            token: Arc::new(StaticKey(k.api_key.clone())),
-            base_url: k.base_url.clone(),
-            prefix: k.prefix.clone(),
-            priority: k.priority,
-            headers: parse_headers(&k.headers, &format!("claude-api-key[{i}]"))?,
-            proxy_url: k.proxy_url.clone().or_else(|| config.proxy_url.clone()),
-            models: k.models.clone(),
-            excluded_models: k.excluded_models.clone(),
-            rate_limit: k.rate_limit,
-            file: None,
-        }));
+        let headers = parse_headers(&k.headers, &format!("claude-api-key[{i}]"))?;
+        let id = format!("claude:key-{i}");
+        out.push(key_credential(config, id, claude.clone(), Arc::new(Stateless), k, headers, k.base_url.clone()));
     }
     for t in ACCOUNT_TYPES {
         if let Some(load) = t.load_config {
@@ -290,6 +281,34 @@ pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
         }
     }
     Ok(out)
+}
+
+/// The credential of one `*-api-key` entry (`claude-api-key`, `gemini-api-key`), with its parsed `headers` and
+/// the base URL its requests go to.
+pub(crate) fn key_credential(
+    config: &Config,
+    id: String,
+    provider: Arc<dyn Provider>,
+    account: Arc<dyn AccountState>,
+    k: &ClaudeKey,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    base_url: Option<String>,
+) -> Arc<Credential> {
+    Arc::new(Credential {
+        id,
+        provider,
+        account,
+        token: Arc::new(StaticKey(k.api_key.clone())),
+        base_url,
+        prefix: k.prefix.clone(),
+        priority: k.priority,
+        headers,
+        proxy_url: k.proxy_url.clone().or_else(|| config.proxy_url.clone()),
+        models: k.models.clone(),
+        excluded_models: k.excluded_models.clone(),
+        rate_limit: k.rate_limit,
+        file: None,
+    })
 }
 
 /// The keys of an `api-key-entries` list, or one keyless entry for a local backend that needs none.

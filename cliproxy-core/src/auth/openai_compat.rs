@@ -1,67 +1,16 @@
 //! `openai-compatibility` entries: their credentials, and the upstream's `/models` list for entries that name no
 //! models of their own.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
-
-use super::{AccountState, AccountType, Credential, Ctx, TokenSource, keys_or_keyless};
+use super::listing::Listing;
+use super::{AccountState, AccountType, Credential, Ctx, keys_or_keyless};
 use crate::error::Result;
-use crate::providers::openai_compat::{OpenAiCompat, parse_model_list};
-use crate::providers::{Provider, join_url, parse_headers};
+use crate::providers::openai_compat::{OpenAiCompat, model_list_request, parse_model_list};
+use crate::providers::{Provider, parse_headers};
 
 pub const ACCOUNT_TYPE: AccountType =
     AccountType { load_config: Some(load_config_entries), ..AccountType::named("openai-compatibility") };
-
-/// What one key of an entry learns: the upstream's model list, fetched when the entry lists no models.
-struct Listing {
-    id: String,
-    base_url: String,
-    proxy_url: Option<String>,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    listed: Arc<RwLock<Vec<String>>>,
-}
-
-impl AccountState for Listing {
-    fn refresh_models<'a>(&'a self, ctx: &'a Ctx, token: &'a dyn TokenSource) -> BoxFuture<'a, ()> {
-        async move {
-            let Ok(access) = token.access(ctx, false).await else { return };
-            let mut b = http::Request::get(join_url(&self.base_url, "/models"));
-            if !access.token.is_empty() {
-                b = b.header(http::header::AUTHORIZATION, format!("Bearer {}", access.token.expose()));
-            }
-            if let Some(h) = b.headers_mut() {
-                for (k, v) in &self.headers {
-                    h.insert(k.clone(), v.clone());
-                }
-            }
-            if let Some(p) = &self.proxy_url {
-                b = b.extension(crate::transport::UpstreamProxy(p.clone()));
-            }
-            let Ok(req) = b.body(Bytes::new()) else { return };
-            let idle = Duration::from_secs(ctx.config.timeouts.idle_seconds.max(1));
-            let listed = async {
-                let mut resp = ctx.transport.send(req).await.ok()?;
-                let body = crate::transport::read_body(&ctx.runtime, &mut resp.body, 8 << 20, idle).await.ok()?;
-                if !resp.status.is_success() {
-                    return None;
-                }
-                parse_model_list(&body)
-            };
-            match listed.await {
-                Some(ids) => {
-                    tracing::debug!(credential = %self.id, models = ids.len(), "upstream model list refreshed");
-                    *self.listed.write().unwrap_or_else(|p| p.into_inner()) = ids;
-                }
-                None => tracing::debug!(credential = %self.id, "upstream has no usable /models list"),
-            }
-        }
-        .boxed()
-    }
-}
 
 /// The credentials of the `openai-compatibility` entries: one per key (or one keyless one for a local backend).
 pub fn load_config_entries(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
@@ -77,9 +26,11 @@ pub fn load_config_entries(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
             let proxy_url = key.proxy_url.or_else(|| config.proxy_url.clone());
             // Entries with their own `models` list never need the upstream's.
             let account: Arc<dyn AccountState> = if entry.models.is_empty() {
+                let base_url = entry.base_url.clone();
                 Arc::new(Listing {
                     id: id.clone(),
-                    base_url: entry.base_url.clone(),
+                    request: Box::new(move |access| model_list_request(&base_url, access.token.expose())),
+                    parse: parse_model_list,
                     proxy_url: proxy_url.clone(),
                     headers: headers.clone(),
                     listed: listed.clone(),

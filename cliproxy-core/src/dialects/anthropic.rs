@@ -1971,11 +1971,7 @@ mod tests {
                     return Err(TestCaseError::fail(format!("{e}\nevents: {events:?}\nout: {out:?}")));
                 }
                 // No text is lost or invented on the way.
-                let want: String = events
-                    .iter()
-                    .take_while(|e| !matches!(e, StreamEvent::Finish { .. }))
-                    .filter_map(|e| match e { StreamEvent::TextDelta { text, .. } => Some(text.as_str()), _ => None })
-                    .collect();
+                let want = testing::text_until_finish(&events);
                 let got: String = out
                     .iter()
                     .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())

@@ -11,6 +11,7 @@
 //! Nothing here does I/O. [`Dialect`] dispatches to the modules for callers that hold the dialect as data.
 
 pub mod anthropic;
+pub mod gemini;
 pub(crate) mod json;
 pub mod openai_chat;
 pub mod responses;
@@ -31,6 +32,8 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_request(body),
             Dialect::Anthropic => anthropic::parse_request(body),
+            // The body lacks what routing needs: see `gemini::parse_request`.
+            Dialect::Gemini => Err(gemini::model_not_in_body()),
             Dialect::Responses => responses::parse_request(body),
         }
     }
@@ -39,6 +42,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::encode_request(req),
             Dialect::Anthropic => anthropic::encode_request(req),
+            Dialect::Gemini => gemini::encode_request(req),
             Dialect::Responses => responses::encode_request(req),
         }
     }
@@ -47,6 +51,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_response(body),
             Dialect::Anthropic => anthropic::parse_response(body),
+            Dialect::Gemini => gemini::parse_response(body),
             Dialect::Responses => responses::parse_response(body),
         }
     }
@@ -55,6 +60,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::encode_response(resp, model),
             Dialect::Anthropic => anthropic::encode_response(resp, model),
+            Dialect::Gemini => gemini::encode_response(resp, model),
             Dialect::Responses => responses::encode_response(resp, model),
         }
     }
@@ -63,6 +69,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::parse_error(status, body),
             Dialect::Anthropic => anthropic::parse_error(status, body),
+            Dialect::Gemini => gemini::parse_error(status, body),
             Dialect::Responses => responses::parse_error(status, body),
         }
     }
@@ -71,15 +78,17 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => openai_chat::error_event(err),
             Dialect::Anthropic => anthropic::error_event(err),
+            Dialect::Gemini => gemini::error_event(err),
             Dialect::Responses => responses::error_event(err),
         }
     }
 
-    /// The JSON error body a client of this dialect gets (OpenAI's shape for both OpenAI APIs).
+    /// The JSON error body a client of this dialect gets (OpenAI's shape for both OpenAI APIs, Google's for Gemini).
     pub fn error_body(self, err: &Error) -> Vec<u8> {
         match self {
             Dialect::OpenAiChat | Dialect::Responses => err.openai_body(),
             Dialect::Anthropic => err.anthropic_body(),
+            Dialect::Gemini => err.google_body(),
         }
     }
 
@@ -87,6 +96,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => AnyStreamParser::OpenAiChat(openai_chat::StreamParser::new()),
             Dialect::Anthropic => AnyStreamParser::Anthropic(anthropic::StreamParser::new()),
+            Dialect::Gemini => AnyStreamParser::Gemini(gemini::StreamParser::new()),
             Dialect::Responses => AnyStreamParser::Responses(responses::StreamParser::new()),
         }
     }
@@ -96,6 +106,7 @@ impl Dialect {
         match self {
             Dialect::OpenAiChat => AnyStreamEncoder::OpenAiChat(openai_chat::StreamEncoder::new(model, include_usage)),
             Dialect::Anthropic => AnyStreamEncoder::Anthropic(anthropic::StreamEncoder::new(model)),
+            Dialect::Gemini => AnyStreamEncoder::Gemini(gemini::StreamEncoder::new(model)),
             Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::new(model)),
         }
     }
@@ -121,6 +132,7 @@ impl OutEvent {
 pub enum AnyStreamParser {
     OpenAiChat(openai_chat::StreamParser),
     Anthropic(anthropic::StreamParser),
+    Gemini(gemini::StreamParser),
     Responses(responses::StreamParser),
 }
 
@@ -129,6 +141,7 @@ impl AnyStreamParser {
         match self {
             AnyStreamParser::OpenAiChat(p) => p.push(ev, out),
             AnyStreamParser::Anthropic(p) => p.push(ev, out),
+            AnyStreamParser::Gemini(p) => p.push(ev, out),
             AnyStreamParser::Responses(p) => p.push(ev, out),
         }
     }
@@ -137,6 +150,7 @@ impl AnyStreamParser {
         match self {
             AnyStreamParser::OpenAiChat(p) => p.finish(out),
             AnyStreamParser::Anthropic(p) => p.finish(out),
+            AnyStreamParser::Gemini(p) => p.finish(out),
             AnyStreamParser::Responses(p) => p.finish(out),
         }
     }
@@ -147,6 +161,7 @@ impl AnyStreamParser {
 pub enum AnyStreamEncoder {
     OpenAiChat(openai_chat::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
+    Gemini(gemini::StreamEncoder),
     Responses(responses::StreamEncoder),
 }
 
@@ -155,6 +170,7 @@ impl AnyStreamEncoder {
         match self {
             AnyStreamEncoder::OpenAiChat(e) => e.push(ev, out),
             AnyStreamEncoder::Anthropic(e) => e.push(ev, out),
+            AnyStreamEncoder::Gemini(e) => e.push(ev, out),
             AnyStreamEncoder::Responses(e) => e.push(ev, out),
         }
     }
@@ -163,6 +179,7 @@ impl AnyStreamEncoder {
         match self {
             AnyStreamEncoder::OpenAiChat(e) => e.finish(out),
             AnyStreamEncoder::Anthropic(e) => e.finish(out),
+            AnyStreamEncoder::Gemini(e) => e.finish(out),
             AnyStreamEncoder::Responses(e) => e.finish(out),
         }
     }

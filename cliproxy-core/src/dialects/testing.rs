@@ -44,6 +44,19 @@ pub(crate) fn datas(out: &[OutEvent]) -> Vec<Value> {
     out.iter().filter(|e| e.data != "[DONE]").map(|e| serde_json::from_str(&e.data).unwrap()).collect()
 }
 
+/// The text an encoder must write for `events`: every text delta up to `Finish`, after which events are
+/// ignored.
+pub(crate) fn text_until_finish(events: &[StreamEvent]) -> String {
+    events
+        .iter()
+        .take_while(|e| !matches!(e, StreamEvent::Finish { .. }))
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Any stream event, over a few block indexes so that random sequences hit, miss and reuse blocks.
 pub(crate) fn stream_event() -> impl Strategy<Value = StreamEvent> {
     let index = 0usize..4;

@@ -7,6 +7,7 @@
 pub mod claude;
 pub mod copilot;
 pub mod failure;
+pub mod gemini;
 pub mod kiro;
 pub mod openai_compat;
 
@@ -125,6 +126,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The upstream's own token counter for Anthropic-shaped `count_tokens` bodies, where it has one.
     fn count_tokens_request(&self, _call: &UpstreamCall<'_>, _body: Bytes) -> Option<Result<http::Request<Bytes>>> {
         None
+    }
+
+    /// The successful answer of [`Provider::count_tokens_request`] as Anthropic's `{"input_tokens":N}`, or `None`
+    /// when it cannot be read. Default: the answer as it came (the counter speaks Anthropic's shape).
+    fn count_tokens_answer(&self, body: Bytes) -> Option<Bytes> {
+        Some(body)
     }
 }
 

@@ -45,6 +45,15 @@ pub fn parse_model_list(body: &[u8]) -> Option<Vec<String>> {
     serde_json::from_slice::<ModelList>(body).ok().map(|l| l.data.into_iter().map(|m| m.id).collect())
 }
 
+/// The request for the upstream's `/models` list (keyless backends send no `Authorization`).
+pub fn model_list_request(base_url: &str, token: &str) -> Result<http::Request<Bytes>> {
+    let mut b = http::Request::get(join_url(base_url, "/models"));
+    if !token.is_empty() {
+        b = b.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    finish_request(b, Bytes::new(), "openai-compatibility model-list")
+}
+
 impl Provider for OpenAiCompat {
     fn id(&self) -> &'static str {
         "openai-compat"

@@ -117,6 +117,18 @@ pub fn messages_body(model: &str, text: &str, stream: bool) -> Value {
     json!({"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": text}], "stream": stream})
 }
 
+/// A `get_weather(city)` tool in OpenAI's shape.
+pub fn weather_tool_chat() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+}
+
+/// The same tool in Anthropic's shape.
+pub fn weather_tool_anthropic() -> Value {
+    json!([{"name": "get_weather", "description": "Weather of a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}])
+}
+
 /// Parses an SSE body into (event name, data) pairs.
 pub fn sse_events(body: &str) -> Vec<(Option<String>, String)> {
     let mut out = Vec::new();

@@ -28,10 +28,12 @@ timeouts: {{ first-byte-seconds: 2, idle-seconds: 10 }}
 
 
 def server_config(mock_url):
-    """The base settings plus one Claude key and one OpenAI-compatible entry on the mock."""
+    """The base settings plus one Claude key, one Gemini key and one OpenAI-compatible entry on the mock."""
     return BASE + f"""
 claude-api-key:
   - {{ api-key: sk-ant-sdk-1, base-url: "{mock_url}" }}
+gemini-api-key:
+  - {{ api-key: AIzaSy-sdk-1, base-url: "{mock_url}" }}
 openai-compatibility:
   - name: mockcompat
     base-url: "{mock_url}/v1"
