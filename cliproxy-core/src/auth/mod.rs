@@ -257,7 +257,7 @@ fn load_auth_dir(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
 pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
     let config = &ctx.config;
     let mut out = Vec::new();
-    let claude: Arc<dyn Provider> = Arc::new(claude::Claude);
+    let claude: Arc<dyn Provider> = Arc::new(claude::Claude::api_key());
     for (i, k) in config.claude_api_key.iter().enumerate() {
         out.push(Arc::new(Credential {
             id: format!("claude:key-{i}"),
