@@ -104,8 +104,14 @@ impl Provider for Claude {
         model.starts_with("claude-").then(|| model.to_owned())
     }
 
+    /// A subscription's models are listed twice: by name, and as `claude/<model>`, the name clients use to ask
+    /// for Claude itself when other upstreams (Kiro, Copilot) serve the same model names.
     fn catalogue(&self) -> Vec<String> {
-        CATALOGUE.iter().map(|s| (*s).to_owned()).collect()
+        let names = CATALOGUE.iter().map(|s| (*s).to_owned());
+        match self.auth {
+            Auth::ApiKey => names.collect(),
+            Auth::OAuth => names.flat_map(|n| [format!("claude/{n}"), n]).collect(),
+        }
     }
 
     fn build_http(&self, call: &UpstreamCall<'_>, body: Bytes) -> Result<http::Request<Bytes>> {
@@ -410,6 +416,14 @@ mod tests {
         let r = built(Claude::oauth(), &[("user-agent", "claude-cli/2.1.0 (external, sdk-cli)")], None);
         assert_eq!(r.headers()["user-agent"], "claude-cli/2.1.0 (external, sdk-cli)", "Claude Code keeps its own");
         assert_eq!(r.headers()["anthropic-beta"], OAUTH_BETAS.join(","));
+    }
+
+    #[test]
+    fn subscriptions_list_their_models_also_with_the_claude_prefix() {
+        let oauth = Claude::oauth().catalogue();
+        assert!(oauth.contains(&"claude-sonnet-4-5-20250929".to_owned()));
+        assert!(oauth.contains(&"claude/claude-sonnet-4-5-20250929".to_owned()));
+        assert!(Claude::api_key().catalogue().iter().all(|m| m.starts_with("claude-")));
     }
 
     #[test]
