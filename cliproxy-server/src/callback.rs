@@ -3,11 +3,14 @@
 //! login flow, which checks the state and exchanges the code.
 //!
 //! The CLI, the management login endpoint and both bindings start logins through [`start_login`], so every
-//! surface listens the same way. The listener binds 127.0.0.1 only, serves nothing but `/callback`, and closes
-//! once the login ended. When the port is taken (another login is waiting on it), the login still starts: its
-//! code can be pasted instead.
+//! surface listens the same way. A listener binds 127.0.0.1 only, serves nothing but `/callback`, and closes
+//! once no login waits on it any more. Logins started while one waits on the same port (the user clicked
+//! again) join its listener, which hands each return to the login whose state it carries. When the port is
+//! taken by another program, the login still starts: its code can be pasted instead.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,13 +18,23 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cliproxy_core::login::LoginFlow;
+use cliproxy_core::login::{LoginFlow, LoginStatus};
 use cliproxy_core::{Client, Error};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// How long the callback page waits for the code exchange before answering anyway.
 const EXCHANGE_WAIT: Duration = Duration::from_secs(30);
+
+/// The logins waiting for their browser on one port.
+type Waiting = Arc<Mutex<Vec<LoginFlow>>>;
+
+/// The ports this process listens on for logins, and who waits there.
+static LISTENING: Mutex<Option<HashMap<u16, (SocketAddr, Waiting)>>> = Mutex::new(None);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A started login and, for an authorization-code login, where its callback listener listens (`None` when it
 /// could not listen: then the code must be pasted).
@@ -30,67 +43,115 @@ pub struct StartedLogin {
     pub callback: Option<SocketAddr>,
 }
 
-/// Starts a login with `provider`. Authorization-code logins first bind their callback port on 127.0.0.1
-/// (`callback_port` in `options`, 0 for any free port; the provider's default otherwise) and name the port
-/// really bound in the redirect URI; `listen: false` skips that (a remote user pastes the code instead).
+/// Where the login will listen: a listener of this process already on the port, or a new one bound now.
+enum Listen {
+    Joined(SocketAddr, Waiting),
+    Bound(TcpListener, SocketAddr),
+    Not,
+}
+
+async fn listen(port: u16) -> Listen {
+    if port != 0
+        && let Some((addr, waiting)) = lock(&LISTENING).get_or_insert_default().get(&port)
+    {
+        return Listen::Joined(*addr, waiting.clone());
+    }
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.and_then(|l| Ok((l.local_addr()?, l))) {
+        Ok((addr, l)) => Listen::Bound(l, addr),
+        Err(e) => {
+            tracing::warn!(
+                port,
+                "cannot listen for the login's callback on 127.0.0.1:{port} ({e}); the code can be pasted instead"
+            );
+            Listen::Not
+        }
+    }
+}
+
+/// Starts a login with `provider`. Authorization-code logins first make sure something listens on their
+/// callback port on 127.0.0.1 (`callback_port` in `options`, 0 for any free port; the provider's default
+/// otherwise) and name the port really used in the redirect URI; `listen: false` skips that (a remote user
+/// pastes the code instead).
 pub async fn start_login(
     client: &Client,
     provider: &str,
     mut options: Value,
-    listen: bool,
+    listen_for_it: bool,
 ) -> Result<StartedLogin, Error> {
-    let port = if listen { client.login_callback_port(provider, &options) } else { None };
-    let listener = match port {
-        None => None,
-        Some(port) => match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
-            Ok(l) => {
-                let bound = l.local_addr().map_err(|e| Error::config(format!("callback listener: {e}")))?.port();
-                if let Some(o) = options.as_object_mut() {
-                    o.insert("callback_port".into(), bound.into());
-                }
-                Some(l)
-            }
-            Err(e) => {
-                tracing::warn!(
-                    port,
-                    "cannot listen for the login's callback on 127.0.0.1:{port} ({e}); the code can be pasted instead"
-                );
-                None
-            }
-        },
+    let port = if listen_for_it { client.login_callback_port(provider, &options) } else { None };
+    let how = match port {
+        Some(port) => listen(port).await,
+        None => Listen::Not,
     };
+    let addr = match &how {
+        Listen::Joined(addr, _) | Listen::Bound(_, addr) => Some(*addr),
+        Listen::Not => None,
+    };
+    if let (Some(addr), Some(o)) = (addr, options.as_object_mut()) {
+        o.insert("callback_port".into(), addr.port().into());
+    }
     let flow = client.login(provider, options).await?;
-    let callback = match listener {
-        Some(l) => {
-            let addr = l.local_addr().ok();
-            tokio::spawn(serve(l, flow.clone()));
-            addr
+    match how {
+        Listen::Joined(_, waiting) => lock(&waiting).push(flow.clone()),
+        Listen::Bound(listener, addr) => {
+            let waiting: Waiting = Arc::new(Mutex::new(vec![flow.clone()]));
+            lock(&LISTENING).get_or_insert_default().insert(addr.port(), (addr, waiting.clone()));
+            tokio::spawn(serve(listener, addr.port(), waiting));
         }
-        None => None,
-    };
-    Ok(StartedLogin { flow, callback })
+        Listen::Not => {}
+    }
+    Ok(StartedLogin { flow, callback: addr })
 }
 
-/// Serves `/callback` until the login ended (a little longer, so the page that brought the code gets its
-/// answer), or until it expired.
-async fn serve(listener: TcpListener, flow: LoginFlow) {
-    let done = flow.clone();
-    let app = Router::new().route("/callback", get(callback)).with_state(flow.clone());
-    let shutdown = async move {
-        let _ = done.wait().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let limit = Duration::from_secs(flow.expires_in) + EXCHANGE_WAIT;
-    if tokio::time::timeout(limit, server).await.is_err() {
-        tracing::debug!(flow = %flow.id, "login callback listener closed at the login's expiry");
+fn pending(waiting: &Waiting) -> Vec<LoginFlow> {
+    lock(waiting).iter().filter(|f| f.status() == LoginStatus::Pending).cloned().collect()
+}
+
+/// Serves `/callback` until no login waits on the port any more (a little longer, so the page that brought
+/// the last code gets its answer). Logins end on their own at their expiry, so this ends too.
+async fn serve(listener: TcpListener, port: u16, waiting: Waiting) {
+    let app = Router::new().route("/callback", get(callback)).with_state(waiting.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { drop(stopped.await) }).await;
+    });
+    loop {
+        let flows = pending(&waiting);
+        if flows.is_empty() {
+            // Decided under the registry's lock, so a login joining right now is not left without a listener.
+            let mut ports = lock(&LISTENING);
+            if pending(&waiting).is_empty() {
+                if let Some(map) = ports.as_mut() {
+                    map.remove(&port);
+                }
+                break;
+            }
+            continue;
+        }
+        let _ = futures::future::select_all(flows.iter().map(|f| Box::pin(f.wait()))).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(());
+    if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+        tracing::debug!(port, "login callback listener closed with connections still open");
     }
 }
 
-async fn callback(State(flow): State<LoginFlow>, RawQuery(query): RawQuery) -> Response {
-    if let Err(e) = flow.complete(query.as_deref().unwrap_or_default()) {
-        return page(StatusCode::BAD_REQUEST, "Login not completed", e.message());
+async fn callback(State(waiting): State<Waiting>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let mut refused = None;
+    for flow in pending(&waiting) {
+        match flow.complete(&query) {
+            Ok(()) => return finished(&flow).await,
+            Err(e) => refused = Some(e),
+        }
     }
+    let message = refused.map_or_else(|| "No login is waiting for this code.".to_owned(), |e| e.message().to_owned());
+    page(StatusCode::BAD_REQUEST, "Login not completed", &message)
+}
+
+/// The page once the code reached its login: how the login ended, as far as it did within [`EXCHANGE_WAIT`].
+async fn finished(flow: &LoginFlow) -> Response {
     match tokio::time::timeout(EXCHANGE_WAIT, flow.wait()).await {
         Ok(Ok(id)) => page(
             StatusCode::OK,

@@ -319,3 +319,34 @@ async fn login_with_a_pasted_code() {
     let unauthenticated = rig.http.post(rig.url(&format!("/v0/management/login/{id}/code"))).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
 }
+
+#[tokio::test]
+async fn logins_started_again_on_the_same_port_share_its_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = start_with(&config(dir.path())).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = || async {
+        let r = rig
+            .http
+            .post(rig.url("/v0/management/login/claude"))
+            .bearer_auth(MGMT)
+            .json(&json!({"callback_port": port}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let (first, second) = (start().await, start().await);
+    assert_eq!(first["callback"], second["callback"], "{first}\n{second}");
+    assert_eq!(second["redirect_uri"], format!("http://localhost:{port}/callback"));
+
+    // The newer login's return reaches the newer login; the older one still waits, and then gets its own.
+    for flow in [&second, &first] {
+        let back = approve(flow["verification_uri"].as_str().unwrap()).await;
+        let r = rig.http.get(&back).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        assert_eq!(poll_login(&rig, flow["id"].as_str().unwrap()).await["status"], "success");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "the listener closed after the last login");
+}
