@@ -26,8 +26,15 @@ use tokio::net::TcpListener;
 /// How long the callback page waits for the code exchange before answering anyway.
 const EXCHANGE_WAIT: Duration = Duration::from_secs(30);
 
-/// The logins waiting for their browser on one port.
-type Waiting = Arc<Mutex<Vec<LoginFlow>>>;
+/// Who waits for their browser on one port: the logins, and how many are still being started to join them
+/// (the listener stays while any is).
+#[derive(Default)]
+struct Queue {
+    flows: Vec<LoginFlow>,
+    joining: usize,
+}
+
+type Waiting = Arc<Mutex<Queue>>;
 
 /// The ports this process listens on for logins, and who waits there.
 static LISTENING: Mutex<Option<HashMap<u16, (SocketAddr, Waiting)>>> = Mutex::new(None);
@@ -54,6 +61,7 @@ async fn listen(port: u16) -> Listen {
     if port != 0
         && let Some((addr, waiting)) = lock(&LISTENING).get_or_insert_default().get(&port)
     {
+        lock(waiting).joining += 1;
         return Listen::Joined(*addr, waiting.clone());
     }
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.and_then(|l| Ok((l.local_addr()?, l))) {
@@ -90,21 +98,28 @@ pub async fn start_login(
     if let (Some(addr), Some(o)) = (addr, options.as_object_mut()) {
         o.insert("callback_port".into(), addr.port().into());
     }
-    let flow = client.login(provider, options).await?;
+    let flow = client.login(provider, options).await;
+    if let Listen::Joined(_, waiting) = &how {
+        let mut queue = lock(waiting);
+        queue.joining -= 1;
+        if let Ok(flow) = &flow {
+            queue.flows.push(flow.clone());
+        }
+    }
+    let flow = flow?;
     match how {
-        Listen::Joined(_, waiting) => lock(&waiting).push(flow.clone()),
+        Listen::Joined(..) | Listen::Not => {}
         Listen::Bound(listener, addr) => {
-            let waiting: Waiting = Arc::new(Mutex::new(vec![flow.clone()]));
+            let waiting: Waiting = Arc::new(Mutex::new(Queue { flows: vec![flow.clone()], joining: 0 }));
             lock(&LISTENING).get_or_insert_default().insert(addr.port(), (addr, waiting.clone()));
             tokio::spawn(serve(listener, addr.port(), waiting));
         }
-        Listen::Not => {}
     }
     Ok(StartedLogin { flow, callback: addr })
 }
 
 fn pending(waiting: &Waiting) -> Vec<LoginFlow> {
-    lock(waiting).iter().filter(|f| f.status() == LoginStatus::Pending).cloned().collect()
+    lock(waiting).flows.iter().filter(|f| f.status() == LoginStatus::Pending).cloned().collect()
 }
 
 /// Serves `/callback` until no login waits on the port any more (a little longer, so the page that brought
@@ -118,14 +133,17 @@ async fn serve(listener: TcpListener, port: u16, waiting: Waiting) {
     loop {
         let flows = pending(&waiting);
         if flows.is_empty() {
-            // Decided under the registry's lock, so a login joining right now is not left without a listener.
+            // Decided under the registry's lock (which joining takes too), so no login is left without a
+            // listener; one still being started keeps it.
             let mut ports = lock(&LISTENING);
-            if pending(&waiting).is_empty() {
+            if lock(&waiting).joining == 0 && pending(&waiting).is_empty() {
                 if let Some(map) = ports.as_mut() {
                     map.remove(&port);
                 }
                 break;
             }
+            drop(ports);
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         let _ = futures::future::select_all(flows.iter().map(|f| Box::pin(f.wait()))).await;
