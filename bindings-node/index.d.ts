@@ -273,7 +273,10 @@ export interface CredentialInfo {
   expiresAt: Date | null;
 }
 
-/** A device-code login in progress. */
+/**
+ * A login in progress: a device login shows `userCode` to enter at `verificationUri`; an authorization-code
+ * login (`redirectUri` set) sends the user to `verificationUri` and takes the code the browser comes back with.
+ */
 export interface LoginFlow {
   readonly id: string;
   readonly provider: string;
@@ -285,6 +288,10 @@ export interface LoginFlow {
   readonly userCode: string;
   /** Seconds until the code expires. */
   readonly expiresIn: number;
+  /** Authorization-code logins: where the browser comes back with the code (the login listens there). */
+  readonly redirectUri: string | null;
+  /** Hands an authorization-code login the code (`code#state`, or the callback address); throws `CliproxyError`. */
+  complete(code: string): void;
   readonly status: 'pending' | 'success' | 'failed';
   /** Resolves with the new credential's id once the user approved; rejects with a `CliproxyError`. */
   wait(): Promise<string>;

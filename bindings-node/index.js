@@ -214,7 +214,11 @@ class ReplyStream {
   }
 }
 
-/** A device-code login in progress: show `verificationUri` and `userCode`, then await `wait()`. */
+/**
+ * A login in progress. Device logins: show `verificationUri` and `userCode`, then await `wait()`.
+ * Authorization-code logins (`redirectUri` set): send the user to `verificationUri`; the browser comes back to
+ * `redirectUri`, where the login listens, or `complete(code)` takes the code by hand.
+ */
 class LoginFlow {
   #flow;
 
@@ -226,6 +230,17 @@ class LoginFlow {
     this.verificationUriComplete = flow.verificationUriComplete;
     this.userCode = flow.userCode;
     this.expiresIn = flow.expiresIn;
+    this.redirectUri = flow.redirectUri ?? null;
+  }
+
+  /** Hands an authorization-code login the code (`code#state`, or the callback address). */
+  complete(code) {
+    if (typeof code !== 'string') throw new TypeError('cliproxy: complete(code) takes the code as a string');
+    try {
+      this.#flow.complete(code);
+    } catch (err) {
+      throw convert(err);
+    }
   }
 
   /** `pending`, `success` or `failed`. */
@@ -373,7 +388,7 @@ class Client {
     }));
   }
 
-  /** Starts a device-code login with `provider`; the new credential joins this client when it succeeds. */
+  /** Starts a login with `provider`; the new credential joins this client when it succeeds. */
   async login(provider, options = {}) {
     if (typeof provider !== 'string') throw new TypeError('cliproxy: login(provider) takes a provider name');
     try {

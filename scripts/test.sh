@@ -37,7 +37,10 @@ if [ ! -x "$PY_ENV/bin/python" ]; then
 fi
 "$PY_ENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
 
-step "official Python SDKs (openai, anthropic, google-genai) against the real server"
+step "Claude Code CLI (npm @anthropic-ai/claude-code) for the Python suite"
+(cd "$ROOT/cliproxy-server/tests/sdk/claude-code" && npm install --no-audit --no-fund --silent)
+
+step "official Python SDKs (openai, anthropic, google-genai) and Claude Code against the real server"
 "$PY_ENV/bin/python" -m pytest -q "$ROOT/cliproxy-server/tests/sdk/python"
 
 step "official Node SDK (openai) against the real server"

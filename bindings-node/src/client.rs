@@ -235,7 +235,8 @@ impl NativeClient {
             .collect()
     }
 
-    /// Starts an interactive (device-code) login; resolves once the provider handed out the code.
+    /// Starts an interactive login; resolves once the provider handed out what the user needs. An
+    /// authorization-code login (Claude) also listens for the browser's return on its callback port.
     #[napi]
     pub fn login<'env>(
         &self,
@@ -246,8 +247,8 @@ impl NativeClient {
         let client = self.client.clone();
         let options = options.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
         env.spawn_future(async move {
-            let flow = client.login(&provider, options).await.map_err(to_napi)?;
-            Ok(NativeLoginFlow::new(flow))
+            let started = cliproxy_server::callback::start_login(&client, &provider, options, true).await;
+            Ok(NativeLoginFlow::new(started.map_err(to_napi)?.flow))
         })
     }
 }

@@ -1,4 +1,5 @@
-//! [`NativeLoginFlow`]: a running device-code login, as the core's [`LoginFlow`] describes it.
+//! [`NativeLoginFlow`]: a running login (device code or authorization code), as the core's [`LoginFlow`]
+//! describes it.
 
 use cliproxy_core::login::LoginFlow;
 use napi::bindgen_prelude::PromiseRaw;
@@ -51,6 +52,19 @@ impl NativeLoginFlow {
     #[napi(getter)]
     pub fn expires_in(&self) -> f64 {
         self.flow.expires_in as f64
+    }
+
+    /// Authorization-code logins: where the browser comes back with the code.
+    #[napi(getter)]
+    pub fn redirect_uri(&self) -> Option<String> {
+        self.flow.redirect_uri.clone()
+    }
+
+    /// Hands an authorization-code login the code the browser came back with (`code#state`, or the callback
+    /// address); throws when it is not this login's.
+    #[napi]
+    pub fn complete(&self, code: String) -> Result<()> {
+        self.flow.complete(&code).map_err(to_napi)
     }
 
     /// `pending`, `success` or `failed`.

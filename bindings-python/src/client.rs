@@ -263,11 +263,12 @@ impl NativeClient {
         Ok(credentials_json(&self.core(py)?.credentials()).to_string())
     }
 
-    /// Starts an interactive login; `options` is JSON text of the provider's options.
+    /// Starts an interactive login; `options` is JSON text of the provider's options. An authorization-code
+    /// login (Claude) also listens for the browser's return on its callback port, as the server does.
     fn login(&self, py: Python<'_>, provider: String, options: PyBackedStr) -> PyResult<NativeLoginFlow> {
         let options = login_options(&options).py(py)?;
         let client = self.core(py)?;
-        let flow = block_on(py, async move { client.login(&provider, options).await })?.py(py)?;
+        let flow = block_on(py, start_login(client, provider, options))?.py(py)?;
         Ok(NativeLoginFlow { flow })
     }
 
@@ -277,8 +278,12 @@ impl NativeClient {
         let deliver = Box::new(|py: Python<'_>, flow: Result<LoginFlow, Error>| {
             Ok(Py::new(py, NativeLoginFlow { flow: flow.py(py)? })?.into_any())
         });
-        Ok(spawn_for_asyncio(py, async move { client.login(&provider, options).await }, deliver)?.0)
+        Ok(spawn_for_asyncio(py, start_login(client, provider, options), deliver)?.0)
     }
+}
+
+async fn start_login(client: cliproxy_core::Client, provider: String, options: Value) -> Result<LoginFlow, Error> {
+    Ok(cliproxy_server::callback::start_login(&client, &provider, options, true).await?.flow)
 }
 
 fn login_options(text: &str) -> Result<Value, Error> {
@@ -321,6 +326,18 @@ impl NativeLoginFlow {
     #[getter]
     fn expires_in(&self) -> u64 {
         self.flow.expires_in
+    }
+
+    /// Authorization-code logins: where the browser comes back with the code.
+    #[getter]
+    fn redirect_uri(&self) -> Option<&str> {
+        self.flow.redirect_uri.as_deref()
+    }
+
+    /// Hands an authorization-code login the code the browser came back with (`code#state`, or the callback
+    /// address); raises when it is not this login's.
+    fn complete(&self, py: Python<'_>, code: &str) -> PyResult<()> {
+        self.flow.complete(code).py(py)
     }
 
     /// `pending`, `success` or `failed`.

@@ -1,8 +1,12 @@
-"""Interactive (device-code) logins, driven against the mock GitHub that ships with the mock upstream."""
+"""Interactive logins, driven against the mock upstream: GitHub's device code (Copilot), and Claude's
+authorization code with PKCE, finished by the login's own callback listener or by a pasted code."""
 
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -61,3 +65,54 @@ def test_wait_gives_up_after_its_timeout(mock, tmp_path):
     with pytest.raises(cliproxy.TimeoutError):
         flow.wait(timeout=0.01)
     assert flow.wait(timeout=30) == ACCOUNT
+
+
+def claude_config(mock_url: str, auth_dir: str) -> dict:
+    return {
+        "auth-dir": auth_dir,
+        "claude-endpoints": {"auth-base-url": mock_url, "token-url": mock_url + "/v1/oauth/token",
+                             "api-base-url": mock_url},
+    }
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def approve(authorize_url: str) -> str:
+    """What a browser that approved is sent back to (the redirect is read, not followed)."""
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(authorize_url, timeout=10)
+    assert e.value.code == 302
+    return e.value.headers["location"]
+
+
+def test_claude_login_comes_back_to_the_callback_listener(mock, tmp_path):
+    client = cliproxy.Client(claude_config(mock.url, str(tmp_path)))
+    flow = client.login("claude", callback_port=0)
+    assert flow.provider == "claude" and flow.user_code == ""
+    assert flow.verification_uri.startswith(mock.url + "/oauth/authorize?")
+    assert flow.redirect_uri.startswith("http://localhost:") and flow.redirect_uri.endswith("/callback")
+    back = approve(flow.verification_uri)
+    assert back.startswith(flow.redirect_uri)
+    with urllib.request.urlopen(back, timeout=30) as r:
+        assert b"Logged in" in r.read()
+    credential = flow.wait(timeout=30)
+    email = credential.removeprefix("claude:claude-")
+    assert (tmp_path / f"claude-{email}.json").exists()
+    r = client.messages(model="claude-sonnet-4-5", max_tokens=32, messages=user(directive(reply="subscribed")))
+    assert r["content"][0]["text"] == "subscribed"
+
+
+def test_claude_login_with_a_pasted_code(mock, tmp_path):
+    client = cliproxy.Client(claude_config(mock.url, str(tmp_path)))
+    flow = client.login("claude", callback_port=0)
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(approve(flow.verification_uri)).query))
+    with pytest.raises(cliproxy.InvalidRequestError, match="another login"):
+        flow.complete(q["code"] + "#not-this-login")
+    flow.complete(q["code"] + "#" + q["state"])
+    assert flow.wait(timeout=30).startswith("claude:claude-user-")
+    with pytest.raises(cliproxy.InvalidRequestError):
+        flow.complete(q["code"] + "#" + q["state"])

@@ -709,6 +709,22 @@ impl Client {
         self.inner.logins.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
     }
 
+    /// For a provider whose login is an authorization-code flow: the local port its redirect URI names for
+    /// `options`, which a surface that can listen for the browser's return binds before calling
+    /// [`Client::login`] (passing the port it really bound as `callback_port`). `None` for device logins.
+    pub fn login_callback_port(&self, provider: &str, options: &serde_json::Value) -> Option<u16> {
+        auth::account_type(provider).and_then(|t| t.login).and_then(|make| make().callback_port(options))
+    }
+
+    /// Hands a running authorization-code login the code the browser came back with (`code#state`, the
+    /// callback URL or its query); see [`LoginFlow::complete`].
+    pub fn complete_login(&self, id: &str, code: &str) -> Result<()> {
+        let flow = self.login_flow(id).ok_or_else(|| {
+            Error::invalid_request(format!("no login flow `{id}`")).with_code("not_found").with_http_status(404)
+        })?;
+        flow.complete(code)
+    }
+
     /// Anthropic `count_tokens`: the upstream's own count where the serving provider has one, otherwise an
     /// estimate with the o200k tokenizer over the request's text (documented as an estimate).
     pub async fn count_tokens(&self, body: Bytes, headers: http::HeaderMap) -> Result<Bytes> {

@@ -80,6 +80,8 @@ pub struct Config {
     /// Pins for the per-account Kiro device identity.
     pub kiro_fingerprint: FingerprintConfig,
     pub github_copilot: GithubCopilot,
+    /// Claude subscription (OAuth) hosts: login, token refresh and the API.
+    pub claude_endpoints: ClaudeEndpoints,
     /// Browser access to the inference routes. Off by default: no CORS headers at all.
     pub cors: Cors,
 }
@@ -111,6 +113,7 @@ impl Default for Config {
             kiro_endpoints: Default::default(),
             kiro_fingerprint: Default::default(),
             github_copilot: GithubCopilot::default(),
+            claude_endpoints: ClaudeEndpoints::default(),
             cors: Cors::default(),
         }
     }
@@ -286,6 +289,29 @@ impl Default for GithubCopilot {
             github_base_url: "https://github.com".into(),
             github_api_base_url: "https://api.github.com".into(),
             api_base_url: String::new(),
+        }
+    }
+}
+
+/// `claude-endpoints`: where Claude subscription accounts log in, refresh their tokens and call the API. Every one
+/// is overridable so enterprise proxies (and a mock upstream) work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ClaudeEndpoints {
+    /// Where `/oauth/authorize` lives (the browser goes there).
+    pub auth_base_url: String,
+    /// The token endpoint itself, for both the authorization-code and the refresh grant.
+    pub token_url: String,
+    /// `/v1/messages` and `/api/oauth/profile`.
+    pub api_base_url: String,
+}
+
+impl Default for ClaudeEndpoints {
+    fn default() -> Self {
+        ClaudeEndpoints {
+            auth_base_url: "https://claude.ai".into(),
+            token_url: "https://console.anthropic.com/v1/oauth/token".into(),
+            api_base_url: "https://api.anthropic.com".into(),
         }
     }
 }
@@ -521,6 +547,24 @@ mod tests {
         assert_eq!(c.port, 8317);
         assert_eq!(c.request_retry, 3);
         assert_eq!(c.routing.strategy, Strategy::RoundRobin);
+    }
+
+    #[test]
+    fn claude_endpoints_default_and_override() {
+        let d = Config::from_yaml("").unwrap().config.claude_endpoints;
+        assert_eq!(
+            (d.auth_base_url.as_str(), d.token_url.as_str(), d.api_base_url.as_str()),
+            ("https://claude.ai", "https://console.anthropic.com/v1/oauth/token", "https://api.anthropic.com")
+        );
+        let yaml =
+            "claude-endpoints: { auth-base-url: 'http://m/a', token-url: 'http://m/t', api-base-url: 'http://m' }";
+        let loaded = Config::from_yaml(yaml).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let e = loaded.config.claude_endpoints;
+        assert_eq!(
+            (e.auth_base_url.as_str(), e.token_url.as_str(), e.api_base_url.as_str()),
+            ("http://m/a", "http://m/t", "http://m")
+        );
     }
 
     #[test]

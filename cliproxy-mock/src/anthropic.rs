@@ -1,7 +1,7 @@
 //! The Anthropic Messages dialect: `/v1/messages` (JSON and named-event SSE),
 //! `/v1/messages/count_tokens`, API-key and OAuth-token authentication, Anthropic error bodies
-//! and `anthropic-ratelimit-*` headers (the subscription's unified windows for OAuth callers), and the OAuth
-//! profile (`GET /api/oauth/profile`).
+//! and `anthropic-ratelimit-*` headers (the subscription's unified windows, with status, reset and
+//! utilization, for OAuth callers), and the OAuth profile (`GET /api/oauth/profile`).
 //!
 //! A bearer token needs the `oauth-2025-04-20` beta ("OAuth authentication is currently not supported."
 //! otherwise). Tokens issued by the Claude OAuth mock ([`crate::claude_oauth`]) are judged by their account:
@@ -43,6 +43,12 @@ pub const MODELS: &[(&str, &str)] = &[
 
 /// The 401 message for an expired OAuth access token.
 pub const OAUTH_EXPIRED: &str = "OAuth token has expired. Please obtain a new token or refresh your existing token.";
+
+/// The share of the 5-hour window an allowed OAuth answer reports as used (`…-5h-utilization`, 0 to 1).
+pub const FIVE_HOUR_UTILIZATION: &str = "0.25";
+
+/// The share of the weekly window an allowed OAuth answer reports as used.
+pub const WEEKLY_UTILIZATION: &str = "0.1";
 
 /// The 401 message for a revoked or unknown OAuth access token.
 const INVALID_CREDENTIALS: &str = "Invalid authentication credentials";
@@ -112,8 +118,10 @@ impl Anthropic {
             insert(&mut headers, "anthropic-ratelimit-unified-status", "allowed");
             insert(&mut headers, "anthropic-ratelimit-unified-5h-status", "allowed");
             insert(&mut headers, "anthropic-ratelimit-unified-5h-reset", &five_hours);
+            insert(&mut headers, "anthropic-ratelimit-unified-5h-utilization", FIVE_HOUR_UTILIZATION);
             insert(&mut headers, "anthropic-ratelimit-unified-7d-status", "allowed");
             insert(&mut headers, "anthropic-ratelimit-unified-7d-reset", &(self.now + 7 * 86_400).to_string());
+            insert(&mut headers, "anthropic-ratelimit-unified-7d-utilization", WEEKLY_UTILIZATION);
             insert(&mut headers, "anthropic-ratelimit-unified-reset", &five_hours);
         }
         headers
@@ -146,6 +154,7 @@ impl Dialect for Anthropic {
                 insert(headers, "anthropic-ratelimit-unified-status", "rejected");
                 insert(headers, "anthropic-ratelimit-unified-5h-status", "rejected");
                 insert(headers, "anthropic-ratelimit-unified-5h-reset", &reset);
+                insert(headers, "anthropic-ratelimit-unified-5h-utilization", "1.0");
                 insert(headers, "anthropic-ratelimit-unified-reset", &reset);
                 answer
             }
@@ -162,6 +171,7 @@ impl Dialect for Anthropic {
                 insert(headers, "anthropic-ratelimit-unified-status", "rejected");
                 insert(headers, "anthropic-ratelimit-unified-7d-status", "rejected");
                 insert(headers, "anthropic-ratelimit-unified-7d-reset", &reset);
+                insert(headers, "anthropic-ratelimit-unified-7d-utilization", "1.0");
                 insert(headers, "anthropic-ratelimit-unified-reset", &reset);
                 answer
             }

@@ -39,7 +39,8 @@ fn is_gemini_call(path: &str) -> bool {
 }
 
 /// The pages a person opens in a browser (everything else under `/v0` is JSON).
-const HTML_PAGES: [&str; 2] = ["/v0/oauth/kiro", "/v0/oauth/kiro/login"];
+const HTML_PAGES: [&str; 4] =
+    ["/v0/oauth/accounts", "/v0/oauth/accounts/login", "/v0/oauth/kiro", "/v0/oauth/kiro/login"];
 
 impl Family {
     /// The family of a request, from its path (and, for the shared model routes, the headers that tell the
@@ -105,7 +106,7 @@ impl From<Dialect> for Family {
     }
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

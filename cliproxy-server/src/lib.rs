@@ -4,14 +4,15 @@
 //! Thin by design: routes parse nothing beyond what authentication needs, hand the body to the core and render
 //! its answer. The bindings start this same server in-process through [`serve`].
 
+pub mod accounts_ui;
 pub mod api;
 pub mod auth;
 pub mod body;
 pub mod browser;
+pub mod callback;
 pub mod family;
 pub mod gemini;
 pub mod keys;
-pub mod kiro_ui;
 pub mod listen;
 pub mod login;
 pub mod management;
@@ -141,14 +142,14 @@ fn router(state: Arc<AppState>) -> Router {
     if let Some(cors) = state.browser.cors_layer() {
         v1 = v1.layer(cors);
     }
-    let managed = answer_405(management::routes().merge(login::routes()).merge(kiro_ui::actions()))
+    let managed = answer_405(management::routes().merge(login::routes()).merge(accounts_ui::actions()))
         .route_layer(from_fn_with_state(state.clone(), auth::management));
     Router::new()
         .merge(v1)
         .merge(keyed(api::alias_routes()))
         .merge(answer_405(api::public_routes()))
         .merge(managed)
-        .merge(answer_405(kiro_ui::pages()))
+        .merge(answer_405(accounts_ui::pages()))
         .fallback(family::not_found)
         .layer(from_fn_with_state(state.clone(), browser::guard))
         .with_state(state)

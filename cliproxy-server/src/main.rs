@@ -37,6 +37,13 @@ enum Command {
         /// Kiro Identity Center: the region of your start URL.
         #[arg(long)]
         region: Option<String>,
+        /// Claude: open no browser and listen for none; paste the code the sign-in page shows (`code#state`,
+        /// or the whole address it sent the browser to) here instead. For remote machines.
+        #[arg(long)]
+        no_browser: bool,
+        /// Claude: the local port the browser comes back to after signing in (0: any free port).
+        #[arg(long, default_value_t = 54545)]
+        callback_port: u16,
     },
     /// Import credentials from another tool (e.g. an IDE's session).
     Import { source: String },
@@ -76,9 +83,10 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::CheckConfig => check_config(config),
             Command::Healthcheck => healthcheck(&config).await,
-            Command::Login { provider, idc, start_url, region } => {
-                let options = serde_json::json!({"idc": idc, "start_url": start_url, "region": region});
-                login(config, &provider, options).await
+            Command::Login { provider, idc, start_url, region, no_browser, callback_port } => {
+                let options = serde_json::json!({"idc": idc, "start_url": start_url, "region": region,
+                    "callback_port": callback_port});
+                login(config, &provider, options, !no_browser).await
             }
             Command::Import { source } => import(config, &source),
         }
@@ -181,32 +189,109 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Runs a device login: prints where to go and the code, shows progress while polling, stores the account.
-async fn login(config: Config, provider: &str, options: serde_json::Value) -> Result<(), String> {
+/// Runs a login: prints where to go (and the code, for a device login; opens the browser for an
+/// authorization-code login unless `interactive` is off), takes a pasted code from stdin where the login wants
+/// one, shows progress, and reports the stored account.
+async fn login(config: Config, provider: &str, options: serde_json::Value, interactive: bool) -> Result<(), String> {
     let client = cliproxy_core::Client::new(config).map_err(|e| e.to_string())?;
-    let flow = client.login(provider, options).await.map_err(|e| e.to_string())?;
-    println!(
-        "To sign in to {provider}, open:\n\n    {}\n",
-        flow.verification_uri_complete.as_deref().unwrap_or(&flow.verification_uri)
-    );
-    println!("and enter the code:  {}\n", flow.user_code);
-    println!("Waiting for approval (the code expires in {} s)…", flow.expires_in);
+    let started = cliproxy_server::callback::start_login(&client, provider, options, interactive)
+        .await
+        .map_err(|e| e.to_string())?;
+    let flow = started.flow;
+    let mut pasted = None;
+    match &flow.redirect_uri {
+        None => {
+            println!(
+                "To sign in to {provider}, open:\n\n    {}\n",
+                flow.verification_uri_complete.as_deref().unwrap_or(&flow.verification_uri)
+            );
+            println!("and enter the code:  {}\n", flow.user_code);
+            println!("Waiting for approval (the code expires in {} s)…", flow.expires_in);
+        }
+        Some(redirect) => {
+            println!("To sign in to {provider}, open:\n\n    {}\n", flow.verification_uri);
+            if let Some(addr) = started.callback {
+                if open_browser(&flow.verification_uri) {
+                    println!("(A browser window was opened.)");
+                }
+                println!(
+                    "After you approve, the browser comes back to {redirect}, where this command listens ({addr})."
+                );
+                println!("If it cannot reach this machine, paste the code the page shows (code#state) here:");
+            } else {
+                println!("After you approve, the browser is sent to {redirect}?code=…; it may fail to load there.");
+                println!("Paste the code the page shows (code#state), or that whole address, here:");
+            }
+            pasted = Some(stdin_lines());
+        }
+    }
+    let _ = std::io::stdout().flush();
     let wait = flow.wait();
     tokio::pin!(wait);
-    let started = std::time::Instant::now();
+    let started_at = std::time::Instant::now();
     loop {
+        let line = async {
+            match pasted.as_mut() {
+                Some(lines) => lines.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut wait => {
                 let id = r.map_err(|e| e.to_string())?;
                 println!("\nLogged in: credential {id} is stored in the auth-dir and ready to use.");
                 return Ok(());
             }
+            line = line => match line {
+                Some(text) if text.trim().is_empty() => {}
+                Some(text) => match flow.complete(&text) {
+                    Ok(()) => println!("Code received; finishing the login…"),
+                    Err(e) => println!("{}; try again:", e.message()),
+                },
+                // Without a terminal nothing more can come; a listener may still bring the code.
+                None if started.callback.is_some() => pasted = None,
+                None => return Err("no code was given on standard input".into()),
+            },
             () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
-                print!("\r  still waiting… {} s", started.elapsed().as_secs());
-                let _ = std::io::stdout().flush();
+                print!("\r  still waiting… {} s", started_at.elapsed().as_secs());
             }
         }
+        let _ = std::io::stdout().flush();
     }
+}
+
+/// Lines of standard input, read on a thread of their own (reading blocks).
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Opens `url` in the user's browser where one exists: `$BROWSER`, else the desktop's opener (never on a Linux
+/// machine without a display, where there is nothing to show it). Returns whether a browser was started.
+fn open_browser(url: &str) -> bool {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let opener = match env("BROWSER") {
+        Some(b) => b,
+        None if cfg!(target_os = "macos") => "open".to_owned(),
+        None if cfg!(windows) => "explorer".to_owned(),
+        None if env("DISPLAY").is_some() || env("WAYLAND_DISPLAY").is_some() => "xdg-open".to_owned(),
+        None => return false,
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 fn import(config: Config, source: &str) -> Result<(), String> {

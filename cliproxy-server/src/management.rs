@@ -77,6 +77,7 @@ async fn list_credentials(State(state): S) -> Response {
                 "state": c.state.as_str(),
                 "reason": c.state.reason(),
                 "expires_at": c.expires_at.map(format_rfc3339),
+                "quota": c.quota,
             })
         })
         .collect();

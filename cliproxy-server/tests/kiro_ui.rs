@@ -1,6 +1,6 @@
-//! The Kiro web page and its JSON actions over HTTP: the management login form and cookie, the account list,
-//! a pasted social refresh token, refresh-all and the auth rules. (The page's behaviour in a real browser is
-//! tested in `tests/browser/`.)
+//! The accounts page (grown from the Kiro page, still at `/v0/oauth/kiro`) and its JSON actions over HTTP: the
+//! management login form and cookie, the account list, a pasted social refresh token, refresh-all and the auth
+//! rules. (The page's behaviour in a real browser is tested in `tests/browser/`.)
 
 mod support;
 
@@ -111,4 +111,44 @@ async fn without_a_management_secret_the_page_does_not_exist() {
     assert_eq!(rig.http.get(rig.url("/v0/oauth/kiro")).send().await.unwrap().status(), 404);
     let r = no_redirects().post(rig.url("/v0/oauth/kiro/login")).form(&[("secret", "x")]).send().await.unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_accounts_page_is_served_at_its_own_path_with_its_own_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = start_with(&config(dir.path(), "  - access-token: aoaTEST-ui-4")).await;
+    let http = no_redirects();
+    let r = http.get(rig.url("/v0/oauth/accounts")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("action=\"/v0/oauth/accounts/login\""));
+    let r = http.post(rig.url("/v0/oauth/accounts/login")).form(&[("secret", MGMT)]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/v0/oauth/accounts");
+    let pair = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page =
+        http.get(rig.url("/v0/oauth/accounts")).header("cookie", &pair).send().await.unwrap().text().await.unwrap();
+    let kiro = http.get(rig.url("/v0/oauth/kiro")).header("cookie", &pair).send().await.unwrap().text().await.unwrap();
+    assert_eq!(page, kiro, "one page for every account type");
+    for id in
+        ["claude-login", "claude-code", "claude-submit", "claude-import", "copilot-login", "builder-id", "accounts"]
+    {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    // Every account type's actions, and refresh of every account.
+    let v: Value = http
+        .get(rig.url("/v0/oauth/claude/accounts"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["accounts"], json!([]));
+    let r = http.post(rig.url("/v0/oauth/accounts/refresh")).header("cookie", &pair).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{v}");
+    let r = http.post(rig.url("/v0/oauth/nope/import")).header("cookie", &pair).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(http.post(rig.url("/v0/oauth/claude/import")).send().await.unwrap().status(), 401);
 }

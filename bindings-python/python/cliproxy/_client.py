@@ -231,8 +231,11 @@ class Client(_Base):
         return _answer(self._native.send("anthropic", body, headers))
 
     def login(self, provider: str, **options: Any) -> _native.LoginFlow:
-        """Starts an interactive (device-code) login with ``provider``. Show the user ``verification_uri`` and
-        ``user_code``, then ``wait()`` for the new credential's id; it joins this client's pool at once."""
+        """Starts an interactive login with ``provider``. Device logins: show the user ``verification_uri`` and
+        ``user_code``. Authorization-code logins (``claude``; option ``callback_port``, 0 for any free port):
+        send the user to ``verification_uri``; the browser comes back to ``redirect_uri``, where the login
+        listens, or pass the code to ``complete()``. Then ``wait()`` for the new credential's id; it joins this
+        client's pool at once."""
         return self._native.login(provider, _dumps(options))
 
 

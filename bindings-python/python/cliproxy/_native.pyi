@@ -30,7 +30,9 @@ class Stream:
 
 @final
 class LoginFlow:
-    """A running interactive login: show ``verification_uri`` and ``user_code`` to the user, then wait."""
+    """A running interactive login. A device login: show ``verification_uri`` and ``user_code`` to the user, then
+    wait. An authorization-code login (``redirect_uri`` set): send the user to ``verification_uri``; the browser
+    comes back to ``redirect_uri``, where the login listens, or ``complete()`` takes the code by hand."""
 
     @property
     def id(self) -> str: ...
@@ -44,6 +46,11 @@ class LoginFlow:
     def user_code(self) -> str: ...
     @property
     def expires_in(self) -> int: ...
+    @property
+    def redirect_uri(self) -> Optional[str]: ...
+    def complete(self, code: str) -> None:
+        """Hands an authorization-code login the code the browser came back with (``code#state`` or the
+        callback address). Raises ``cliproxy.InvalidRequestError`` when it is not this login's."""
     @property
     def status(self) -> str:
         """``"pending"``, ``"success"`` or ``"failed"``."""

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::refresh::{RefreshError, Refresher, RefreshingToken, Token};
-use super::store::{auth_dir, file_stem, write_json_atomic};
+use super::store::{FileOptions, auth_dir, file_stem, write_json_atomic};
 use super::{AccountState, AccountType, Credential, CredentialState, Ctx, DeviceLogin, LoginProvider};
 use crate::config::{RateLimit, Secret};
 use crate::error::{Error, ErrorKind, Result};
@@ -204,16 +204,6 @@ impl Refresher for Exchange {
     }
 }
 
-/// Settings an auth file may carry besides the token (the Go original's generic keys).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct FileOptions {
-    prefix: Option<String>,
-    priority: i32,
-    proxy_url: Option<String>,
-    excluded_models: Vec<String>,
-}
-
 /// Builds the credential of a GitHub token and starts its catalogue refresh.
 fn credential(
     ctx: &Arc<Ctx>,
@@ -222,7 +212,7 @@ fn credential(
     file: &Value,
     path: Option<PathBuf>,
 ) -> Arc<Credential> {
-    let opts: FileOptions = serde_json::from_value(file.clone()).unwrap_or_default();
+    let opts = FileOptions::of(file);
     let config = &ctx.config;
     let id = format!("copilot:{stem}");
     let proxy_url = opts.proxy_url.filter(|p| !p.is_empty()).or_else(|| config.proxy_url.clone());
@@ -403,6 +393,7 @@ impl LoginProvider for CopilotLogin {
                 verification_uri_complete: details.verification_uri_complete().map(|u| u.secret().clone()),
                 user_code: details.user_code().secret().clone(),
                 expires_in: details.expires_in().as_secs(),
+                redirect: None,
                 poll: poll_device(ctx.clone(), details).boxed(),
             })
         }

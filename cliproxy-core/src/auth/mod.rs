@@ -8,12 +8,14 @@
 //!   facts before routing decides;
 //! - [`LoginProvider`]: interactive logins;
 //! - [`store`]: the auth-dir in the Go original's file formats (atomic 0600 writes);
-//! - one module per upstream that has accounts ([`copilot`], [`kiro`], [`openai_compat`], [`gemini_keys`]), each
-//!   registered once in [`ACCOUNT_TYPES`]; [`listing`] for keys that learn their upstream's model list.
+//! - one module per upstream that has accounts ([`claude`], [`copilot`], [`kiro`], [`openai_compat`],
+//!   [`gemini_keys`]), each registered once in [`ACCOUNT_TYPES`]; [`listing`] for keys that learn their upstream's
+//!   model list.
 //!
 //! A provider's wire format (request building, answer parsing, failure facts) lives in `providers/<name>` and
 //! does no I/O; its account lifecycle lives here.
 
+pub mod claude;
 pub mod copilot;
 pub mod fetch;
 pub mod gemini_keys;
@@ -33,7 +35,7 @@ use futures::future::BoxFuture;
 use crate::config::{ApiKeyEntry, ClaudeKey, Config, ModelAlias, RateLimit, Secret};
 use crate::error::{Error, Result};
 use crate::providers::failure::Failure;
-use crate::providers::{Access, Provider, claude, parse_headers};
+use crate::providers::{Access, Provider, parse_headers};
 use crate::transport::{HttpTransport, Runtime};
 
 /// The I/O an account lifecycle may do: the network and time through the seams, and the configuration.
@@ -165,7 +167,9 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// What a provider returns when an interactive login starts.
+/// What a provider returns when an interactive login starts. A device login shows `user_code` to enter at
+/// `verification_uri`; an authorization-code login sends the browser to `verification_uri` (the authorize URL,
+/// `user_code` empty) and waits for the code it comes back with, through `redirect`.
 pub struct DeviceLogin {
     /// Where the user goes to approve.
     pub verification_uri: String,
@@ -174,14 +178,33 @@ pub struct DeviceLogin {
     pub user_code: String,
     /// Seconds until the code expires.
     pub expires_in: u64,
-    /// Polls until the user approved, then stores and returns the credential.
+    /// Authorization-code logins: where the browser comes back, and how the code gets to the login.
+    pub redirect: Option<Redirect>,
+    /// Polls until the user approved (or waits for the code), then stores and returns the credential.
     pub poll: BoxFuture<'static, Result<Arc<Credential>>>,
+}
+
+/// The way back of an authorization-code login: the provider redirects the browser to `uri` with `code` and
+/// `state`. Whoever sees it (a local callback listener, or the user pasting `code#state`) hands it over through
+/// the login flow (`LoginFlow::complete`), which checks `state` before the code reaches `code`; an error the
+/// provider redirected with fails the login at once.
+pub struct Redirect {
+    pub uri: String,
+    pub state: String,
+    pub code: futures::channel::oneshot::Sender<Result<String>>,
 }
 
 /// An account type with an interactive login. `options` carries provider-specific settings
 /// (`{"idc": true, "start_url": …, "region": …}` for Kiro, say).
 pub trait LoginProvider: Send + Sync {
     fn start(&self, ctx: Arc<Ctx>, options: serde_json::Value) -> BoxFuture<'static, Result<DeviceLogin>>;
+
+    /// For authorization-code logins: the local port the redirect URI will name for `options` (their
+    /// `callback_port`, else the provider's default), so a surface that can listen binds it before the login
+    /// starts, and passes the port it really bound back as `callback_port`. Device logins have none.
+    fn callback_port(&self, _options: &serde_json::Value) -> Option<u16> {
+        None
+    }
 }
 
 /// Loads an auth-dir file of the account type.
@@ -226,8 +249,13 @@ impl AccountType {
 }
 
 /// Every account type: adding an upstream with accounts adds one line here.
-pub const ACCOUNT_TYPES: &[AccountType] =
-    &[copilot::ACCOUNT_TYPE, kiro::ACCOUNT_TYPE, openai_compat::ACCOUNT_TYPE, gemini_keys::ACCOUNT_TYPE];
+pub const ACCOUNT_TYPES: &[AccountType] = &[
+    claude::ACCOUNT_TYPE,
+    copilot::ACCOUNT_TYPE,
+    kiro::ACCOUNT_TYPE,
+    openai_compat::ACCOUNT_TYPE,
+    gemini_keys::ACCOUNT_TYPE,
+];
 
 /// The account type called `name`.
 pub fn account_type(name: &str) -> Option<&'static AccountType> {
@@ -261,7 +289,7 @@ fn load_auth_dir(ctx: &Arc<Ctx>) -> Vec<Arc<Credential>> {
 pub fn load_credentials(ctx: &Arc<Ctx>) -> Result<Vec<Arc<Credential>>> {
     let config = &ctx.config;
     let mut out = Vec::new();
-    let claude: Arc<dyn Provider> = Arc::new(claude::Claude);
+    let claude: Arc<dyn Provider> = Arc::new(crate::providers::claude::Claude::api_key());
     for (i, k) in config.claude_api_key.iter().enumerate() {
         let headers = parse_headers(&k.headers, &format!("claude-api-key[{i}]"))?;
         let id = format!("claude:key-{i}");

@@ -115,18 +115,38 @@ pub fn file_stem(path: &Path) -> String {
     path.file_stem().and_then(|s| s.to_str()).unwrap_or("account").to_owned()
 }
 
+/// `name` with every character unsafe in a file name (path separators above all) replaced by `-`; an email
+/// keeps its letters, digits, `-`, `_`, `.` and `@`.
+pub fn safe_file_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '-' }).collect()
+}
+
 /// A file name unique in `dir`: `{base}.json`, else `{base}-2.json`, … (accounts without an email must not
 /// overwrite each other).
 pub fn unique_path(dir: &Path, base: &str) -> PathBuf {
-    let clean: String = base
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
-        .collect();
+    let clean = safe_file_name(base);
     let first = dir.join(format!("{clean}.json"));
     if !first.exists() {
         return first;
     }
     (2..).map(|n| dir.join(format!("{clean}-{n}.json"))).find(|p| !p.exists()).expect("an unused name exists")
+}
+
+/// What an auth file may carry besides its tokens: the Go original's generic keys that decide routing.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct FileOptions {
+    pub prefix: Option<String>,
+    pub priority: i32,
+    pub proxy_url: Option<String>,
+    pub excluded_models: Vec<String>,
+}
+
+impl FileOptions {
+    /// The options of an auth file's JSON; missing or malformed keys take their defaults.
+    pub fn of(file: &serde_json::Value) -> FileOptions {
+        serde_json::from_value(file.clone()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +180,7 @@ mod tests {
         let b = unique_path(dir.path(), "kiro-builder-id");
         assert_ne!(a, b);
         assert!(b.ends_with("kiro-builder-id-2.json"));
-        assert!(unique_path(dir.path(), "a/b@c").ends_with("a-b-c.json"));
+        assert!(unique_path(dir.path(), "a/b@c").ends_with("a-b@c.json"));
     }
 
     #[test]

@@ -170,6 +170,9 @@ async fn messages_want_the_beta_and_refuse_expired_and_revoked_tokens() {
         let reset: u64 =
             h[format!("anthropic-ratelimit-unified-{window}-reset").as_str()].to_str().unwrap().parse().unwrap();
         assert!((now + span - 5..=now + span + 5).contains(&reset), "{window} reset {reset}");
+        let used: f64 =
+            h[format!("anthropic-ratelimit-unified-{window}-utilization").as_str()].to_str().unwrap().parse().unwrap();
+        assert!((0.0..1.0).contains(&used), "{window} utilization {used}");
     }
     assert_eq!(h["anthropic-ratelimit-unified-status"], "allowed");
 
@@ -232,6 +235,7 @@ async fn one_account_can_be_scripted_into_a_rejected_five_hour_window() {
     assert_eq!(h["anthropic-ratelimit-unified-5h-status"], "rejected");
     let reset: u64 = h["anthropic-ratelimit-unified-5h-reset"].to_str().unwrap().parse().unwrap();
     assert!((now() + 1795..=now() + 1805).contains(&reset));
+    assert_eq!(h["anthropic-ratelimit-unified-5h-utilization"], "1.0");
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["type"], "rate_limit_error");
 
     // The account's other tokens are limited too; other accounts are not.

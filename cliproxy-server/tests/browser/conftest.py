@@ -1,5 +1,5 @@
-"""Starts the mock upstream and the real server (Kiro hosts on the mock, a private HOME with a Kiro IDE
-session, a private auth-dir) and a headless Chromium with a fresh profile."""
+"""Starts the mock upstream and the real server (Kiro and Claude hosts on the mock, a private HOME with a Kiro
+IDE session, a private auth-dir) and a headless Chromium with a fresh profile."""
 import json
 import os
 import sys
@@ -50,6 +50,10 @@ kiro-endpoints:
   auth-base-url: "{mock_url}/kiro/auth/{{region}}"
   api-base-url: "{mock_url}/kiro/q/{{region}}"
   fallback-api-base-url: "{mock_url}/kiro/cw/{{region}}"
+claude-endpoints:
+  auth-base-url: "{mock_url}"
+  token-url: "{mock_url}/v1/oauth/token"
+  api-base-url: "{mock_url}"
 """
         path = os.path.join(self.dir.name, "config.yaml")
         with open(path, "w") as f:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Headless-Chromium tests of the Kiro web page (/v0/oauth/kiro) against the real server and mock binaries.
+# Headless-Chromium tests of the accounts page (/v0/oauth/accounts, also /v0/oauth/kiro) against the real server
+# and mock binaries.
 # Installs Debian's chromium and the `playwright` Python package (driver only: it drives /usr/bin/chromium and
 # downloads no browser) when they are missing. Extra arguments go to pytest (e.g. `-k builder`).
 set -euo pipefail

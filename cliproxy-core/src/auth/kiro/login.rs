@@ -126,6 +126,7 @@ impl LoginProvider for KiroLogin {
                 verification_uri_complete: text(&dev, "verificationUriComplete"),
                 user_code,
                 expires_in,
+                redirect: None,
                 poll: poll.boxed(),
             })
         }

@@ -3,6 +3,7 @@ import json
 import os
 import sys
 import tempfile
+import urllib.request
 
 import pytest
 
@@ -43,12 +44,12 @@ openai-compatibility:
 
 
 class Server:
-    def __init__(self, config_text):
+    def __init__(self, config_text, env=None):
         self.dir = tempfile.TemporaryDirectory()
         path = os.path.join(self.dir.name, "config.yaml")
         with open(path, "w") as f:
             f.write(config_text)
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env.pop("CLIPROXY_API_KEY", None)
         self.proc, self.url = binaries.start("cliproxy-server", ["--config", path], env)
 
@@ -67,11 +68,12 @@ def server(mock):
 
 @pytest.fixture
 def make_server(mock):
-    """Starts a server with the base settings and the given provider section (YAML text)."""
+    """Starts a server with the base settings and the given provider section (YAML text), and extra
+    environment variables (`HOME`, say) when given."""
     started = []
 
-    def make(providers):
-        s = Server(BASE + providers)
+    def make(providers, env=None):
+        s = Server(BASE + providers, env)
         started.append(s)
         return s
 
@@ -82,3 +84,28 @@ def make_server(mock):
 
 def directive(**kw):
     return "mock:" + json.dumps(kw, ensure_ascii=False, separators=(",", ":"))
+
+
+def mock_json(mock_url, path, body=None):
+    """A control call on the mock (`/__mock/...`): GET, or POST with a JSON body; the JSON answer, if any."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(mock_url + path, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        text = r.read()
+    return json.loads(text) if text else None
+
+
+def claude_endpoints(mock_url):
+    """The `claude-endpoints` section pointing Claude subscription accounts at the mock."""
+    return f"""
+claude-endpoints:
+  auth-base-url: "{mock_url}"
+  token-url: "{mock_url}/v1/oauth/token"
+  api-base-url: "{mock_url}"
+"""
+
+
+def sent_with(mock_url, token):
+    """The `/v1/messages` requests the mock received with `token` as the bearer."""
+    return [r for r in mock_json(mock_url, "/__mock/requests")
+            if r["path"] == "/v1/messages" and ["authorization", f"Bearer {token}"] in r["headers"]]
