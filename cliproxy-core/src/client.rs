@@ -453,7 +453,7 @@ impl Client {
                     let parsed =
                         provider.parse_response_for(ir, &body).map_err(|e| Failure::Class(transport_class(e)))?;
                     outcome.settle(Some(parsed.usage));
-                    Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model))
+                    Bytes::from(req.request.dialect.encode_response(&parsed, &req.peek.model, self.now()))
                 }
             };
             self.inner.router.cooldowns.clear_on_success(&cred.id, &target.model);
@@ -471,7 +471,7 @@ impl Client {
             Some(ir) => Mode::Translate {
                 upstream: provider.stream_decoder_for(ir),
                 events: Vec::new(),
-                encoder: req.request.dialect.stream_encoder(&req.peek.model, req.peek.client_wants_usage()),
+                encoder: req.request.dialect.stream_encoder(&req.peek.model, req.peek.client_wants_usage(), self.now()),
                 out: Vec::new(),
             },
         };

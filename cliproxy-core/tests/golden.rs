@@ -92,7 +92,9 @@ fn check(name: &str) {
             let resp = from.parse_response(case.input.to_string().as_bytes()).expect("input parses");
             let body = match to {
                 Dialect::OpenAiChat => openai_chat::encode_response_at(&resp, &case.model, CREATED),
-                Dialect::Anthropic | Dialect::Gemini => to.encode_response(&resp, &case.model),
+                Dialect::Anthropic | Dialect::Gemini => {
+                    to.encode_response(&resp, &case.model, std::time::SystemTime::UNIX_EPOCH)
+                }
                 Dialect::Responses => responses::encode_response_at(&resp, &case.model, CREATED),
             };
             let out: Value = serde_json::from_slice(&body).unwrap();
@@ -137,7 +139,9 @@ fn run_stream(case: &Case, from: Dialect, to: Dialect, chunks: &[&[u8]]) -> Valu
             CREATED,
         )),
         Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(&case.model, CREATED)),
-        Dialect::Anthropic | Dialect::Gemini => to.stream_encoder(&case.model, case.include_usage),
+        Dialect::Anthropic | Dialect::Gemini => {
+            to.stream_encoder(&case.model, case.include_usage, std::time::SystemTime::UNIX_EPOCH)
+        }
     };
     let mut sse: Vec<SseEvent> = Vec::new();
     let mut ir = Vec::new();

@@ -1798,7 +1798,10 @@ mod tests {
     // ---------------------------------------------------------------- stream encoder
 
     fn encode_stream(events: &[StreamEvent]) -> Vec<OutEvent> {
-        testing::encode_stream(Dialect::Anthropic.stream_encoder("asked", false), events)
+        testing::encode_stream(
+            Dialect::Anthropic.stream_encoder("asked", false, std::time::SystemTime::UNIX_EPOCH),
+            events,
+        )
     }
 
     fn names(out: &[OutEvent]) -> Vec<&'static str> {

@@ -2409,7 +2409,10 @@ mod tests {
     // ---------------------------------------------------------------- stream encoder
 
     fn encode_stream(events: &[StreamEvent]) -> Vec<OutEvent> {
-        testing::encode_stream(Dialect::Gemini.stream_encoder("asked", false), events)
+        testing::encode_stream(
+            Dialect::Gemini.stream_encoder("asked", false, std::time::SystemTime::UNIX_EPOCH),
+            events,
+        )
     }
 
     #[test]

@@ -56,12 +56,13 @@ impl Dialect {
         }
     }
 
-    pub fn encode_response(self, resp: &ChatResponse, model: &str) -> Vec<u8> {
+    /// `now` (the runtime's clock) dates the answer where the dialect has a timestamp (OpenAI's `created`).
+    pub fn encode_response(self, resp: &ChatResponse, model: &str, now: std::time::SystemTime) -> Vec<u8> {
         match self {
-            Dialect::OpenAiChat => openai_chat::encode_response(resp, model),
+            Dialect::OpenAiChat => openai_chat::encode_response_at(resp, model, unix_secs(now)),
             Dialect::Anthropic => anthropic::encode_response(resp, model),
             Dialect::Gemini => gemini::encode_response(resp, model),
-            Dialect::Responses => responses::encode_response(resp, model),
+            Dialect::Responses => responses::encode_response_at(resp, model, unix_secs(now)),
         }
     }
 
@@ -102,12 +103,18 @@ impl Dialect {
     }
 
     /// An encoder for a client of this dialect. `include_usage` matters only to OpenAI clients.
-    pub fn stream_encoder(self, model: &str, include_usage: bool) -> AnyStreamEncoder {
+    pub fn stream_encoder(self, model: &str, include_usage: bool, now: std::time::SystemTime) -> AnyStreamEncoder {
         match self {
-            Dialect::OpenAiChat => AnyStreamEncoder::OpenAiChat(openai_chat::StreamEncoder::new(model, include_usage)),
+            Dialect::OpenAiChat => AnyStreamEncoder::OpenAiChat(openai_chat::StreamEncoder::with_created(
+                model,
+                include_usage,
+                unix_secs(now),
+            )),
             Dialect::Anthropic => AnyStreamEncoder::Anthropic(anthropic::StreamEncoder::new(model)),
             Dialect::Gemini => AnyStreamEncoder::Gemini(gemini::StreamEncoder::new(model)),
-            Dialect::Responses => AnyStreamEncoder::Responses(responses::StreamEncoder::new(model)),
+            Dialect::Responses => {
+                AnyStreamEncoder::Responses(responses::StreamEncoder::with_created(model, unix_secs(now)))
+            }
         }
     }
 }
@@ -302,9 +309,9 @@ pub(crate) fn client_tool_arguments(arguments: &str, path: &Path<'_>) -> Result<
         .map_err(|e| path.invalid(format_args!("tool call arguments are not valid JSON ({e})")))
 }
 
-/// Seconds since the Unix epoch, for OpenAI's `created`. A clock before 1970 reads as 0.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+/// Seconds since the Unix epoch of `now`, for OpenAI's `created`. A clock before 1970 reads as 0.
+pub(crate) fn unix_secs(now: std::time::SystemTime) -> u64 {
+    now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Serializes a value that cannot fail to serialize (borrowed structs of strings, numbers and `Value`s).

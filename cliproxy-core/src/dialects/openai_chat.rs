@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Kind, Obj, Path, Str};
 use super::{
     Dialect, OutEvent, client_id, client_tool_arguments, effort_of, image_from_url, image_url, read_cache_control,
-    to_json, tool_arguments_text, tool_choice_mode, unix_now, upstream_error,
+    to_json, tool_arguments_text, tool_choice_mode, upstream_error,
 };
 use crate::error::{Error, ErrorKind};
 use crate::logtext::Clean;
@@ -802,11 +802,6 @@ struct ChoiceOut<'a> {
     finish_reason: &'a str,
 }
 
-/// Encodes an answer as the `chat.completion` a client receives; `model` is the name the client asked for.
-pub fn encode_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
-    encode_response_at(resp, model, unix_now())
-}
-
 /// [`encode_response`] with a given `created` time (seconds since the epoch), for reproducible output.
 pub fn encode_response_at(resp: &ChatResponse, model: &str, created: u64) -> Vec<u8> {
     let id = client_id(&resp.id, "chatcmpl-");
@@ -1256,11 +1251,6 @@ pub struct StreamEncoder {
 }
 
 impl StreamEncoder {
-    /// `model` is the name the client asked for; `include_usage` its `stream_options.include_usage`.
-    pub fn new(model: &str, include_usage: bool) -> Self {
-        Self::with_created(model, include_usage, unix_now())
-    }
-
     /// [`StreamEncoder::new`] with a given `created` time, for reproducible output.
     pub fn with_created(model: &str, include_usage: bool, created: u64) -> Self {
         StreamEncoder {

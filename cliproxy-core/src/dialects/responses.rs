@@ -46,7 +46,7 @@ use super::json::{self, Kind, Obj, Path, Str};
 use super::openai_chat::error_from_wire;
 use super::{
     Dialect, OutEvent, client_id, client_tool_arguments, effort_budget, effort_of, image_from_url, image_url, to_json,
-    to_json_string, tool_arguments_text, tool_choice_mode, unix_now,
+    to_json_string, tool_arguments_text, tool_choice_mode,
 };
 use crate::error::Error;
 use crate::logtext::Clean;
@@ -941,11 +941,6 @@ impl Ids {
     }
 }
 
-/// Encodes an answer as the Response object a client receives; `model` is the name the client asked for.
-pub fn encode_response(resp: &ChatResponse, model: &str) -> Vec<u8> {
-    encode_response_at(resp, model, unix_now())
-}
-
 /// [`encode_response`] with a given `created_at` time (seconds since the epoch), for reproducible output.
 pub fn encode_response_at(resp: &ChatResponse, model: &str, created_at: u64) -> Vec<u8> {
     let ids = Ids::new(&resp.id);
@@ -1392,11 +1387,6 @@ pub struct StreamEncoder {
 }
 
 impl StreamEncoder {
-    /// `model` is the name the client asked for.
-    pub fn new(model: &str) -> Self {
-        Self::with_created(model, unix_now())
-    }
-
     /// [`StreamEncoder::new`] with a given `created_at` time, for reproducible output.
     pub fn with_created(model: &str, created_at: u64) -> Self {
         StreamEncoder {
